@@ -1,0 +1,1 @@
+"""Chapter 5: Triton kernels (fused attention, LayerNorm) with their autograd wrappers and benchmark."""
