@@ -303,7 +303,7 @@ def estimate_parameters(cfg: GPTConfig) -> int:
 
 
 def estimate_memory(cfg: GPTConfig, batch_size: int = 1, seq_len: int | None = None, training: bool = True,
-                    mixed_precision: bool = True) -> dict[str, int]:
+                    mixed_precision: bool = True, fused_gelu: bool = True) -> dict[str, int]:
     """Rough bytes needed to run (or train) the model, term by term.
 
     Training with AdamW in mixed precision keeps, per parameter: bf16/fp16 weights (2) and gradients (2),
@@ -311,29 +311,35 @@ def estimate_memory(cfg: GPTConfig, batch_size: int = 1, seq_len: int | None = N
     about 20 bytes. In fp32 it is weights, gradients and two moments: 16 bytes. Inference needs the
     weights (2 or 4 bytes) and a KV cache.
 
-    Activations kept for the backward pass, per layer and token, follow Korthikanti et al. (2022) for a
-    transformer with a fused attention kernel that never stores the (tokens x tokens) score matrix:
-    about 34·d bytes in 16-bit (plus the dropout masks), and without a fused kernel another
-    5·heads·tokens bytes for the scores, their softmax and its dropout mask. The logits
-    (batch·tokens·vocab) are kept in 16 and in 32 bits for the loss.
+    Activations saved for the backward pass, per layer and token, following Korthikanti et al. (2022):
+    16 vectors of width d (LayerNorm inputs 2, attention input, Q, K, V, attention output, out_proj input,
+    feed-forward input, and 4d each for the GELU input and the second linear's input) plus one byte per
+    element for each of the two residual dropout masks. That is 34·d bytes in 16-bit, assuming a fused
+    attention kernel that never stores the (tokens x tokens) scores; the explicit chapter 3 attention adds
+    5·heads·tokens elements-ish for scores, softmax and its dropout mask. GELU written out as a formula and
+    run eagerly keeps three more 4·d tensors (tanh, 0.5·x, 1 + tanh); torch.compile fuses them away
+    (`fused_gelu`). The logits (batch·tokens·vocab) are kept in 16 and in 32 bits for the loss.
     """
     seq_len = seq_len or cfg.context_length
     n = estimate_parameters(cfg)
     width = 2 if mixed_precision else 4
     tokens = batch_size * seq_len
+    d = cfg.emb_dim
     terms: dict[str, int] = {}
     if training:
         terms["weights"] = n * (width + (4 if mixed_precision else 0))   # 16-bit copy + fp32 master
         terms["gradients"] = n * (width + (4 if mixed_precision else 0))
         terms["adamw_moments"] = n * 8
-        per_token_layer = 34 * cfg.emb_dim * (width / 2)
+        per_token_layer = 16 * d * width + (2 * d if cfg.drop_rate > 0 else 0)
+        if not fused_gelu:
+            per_token_layer += 12 * d * width
         if cfg.attention_impl == "ch3":
-            per_token_layer += 5 * cfg.n_heads * seq_len * (width / 2)
+            per_token_layer += 5 * cfg.n_heads * seq_len * width / 2
         terms["activations"] = int(cfg.n_layers * tokens * per_token_layer)
-        terms["logits"] = tokens * cfg.vocab_size * (width + 4)
+        terms["logits"] = tokens * cfg.vocab_size * (width + 4 if mixed_precision else 4)
     else:
         terms["weights"] = n * width
-        terms["kv_cache"] = 2 * cfg.n_layers * tokens * cfg.emb_dim * width
+        terms["kv_cache"] = 2 * cfg.n_layers * tokens * d * width
         terms["logits"] = batch_size * cfg.vocab_size * 4
     terms["total"] = sum(terms.values())
     return terms
