@@ -1,0 +1,674 @@
+"""Chapter 2: turning text into training examples, from one story to sharded corpora and mixtures of sources.
+
+A language model learns to predict the next token, so every training example is a window of `max_length` token
+ids (the inputs) paired with the same window moved one token to the right (the targets). `GPTDataset` slides such
+windows over one long stream of ids in which documents are joined by `<|endoftext|>`; a corpus too large for
+memory is tokenized once into binary shards (`prepare_shards`) that `ShardDataset` reads through memory maps, and
+`MixedDataset` draws windows from several sources with chosen probabilities (say 20% domain text, 80% general).
+
+Token shard format (version 1), one file per shard, named `train_000000.bin`, `val_000000.bin`, ...:
+
+    bytes 0-3    magic b"MGTK"
+    bytes 4-7    format version, uint32 little-endian (1)
+    bytes 8-15   number of tokens N, uint64 little-endian
+    bytes 16-    N token ids, uint16 little-endian (so the vocabulary must have at most 65536 entries)
+
+Within a split, documents are separated by one `<|endoftext|>` id, and the stream continues from one shard into
+the next. `prepare_shards` also writes `meta.json` (settings, inputs, shard list) last, so a folder with a
+`meta.json` holds a complete preparation; it is also how a repeated run sees there is nothing to do.
+
+Command line:  python -m minigpt.data prepare --input FILES_OR_FOLDERS... --out DIR [--val-fraction 0.005]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import struct
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
+from tqdm import tqdm
+
+EOT = "<|endoftext|>"
+STORIES_DIR = Path(__file__).resolve().parent.parent / "data" / "stories"
+
+SHARD_MAGIC = b"MGTK"
+SHARD_VERSION = 1
+SHARD_HEADER = struct.Struct("<4sIQ")  # magic, version, token count: 16 bytes, so the ids start 2-byte aligned
+SHARD_DTYPE = np.dtype("<u2")
+META_FILE = "meta.json"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Documents and token ids
+
+def _eot_id(tokenizer) -> int:
+    """The id of <|endoftext|> for chapter 1's BPETokenizer (special_tokens dict) or a tiktoken Encoding."""
+    special = getattr(tokenizer, "special_tokens", None)
+    if isinstance(special, Mapping) and EOT in special:
+        return int(special[EOT])
+    eot = getattr(tokenizer, "eot_token", None)
+    if eot is not None:
+        return int(eot)
+    raise ValueError(f"the tokenizer {type(tokenizer).__name__} has no {EOT} token; documents need a separator")
+
+
+def _encode_ordinary(tokenizer, text: str) -> list[int]:
+    # A document's own text is ordinary text: a literal "<|endoftext|>" inside it must not become the separator.
+    if hasattr(tokenizer, "encode_ordinary"):
+        return list(tokenizer.encode_ordinary(text))
+    return list(tokenizer.encode(text, allowed_special=set()))
+
+
+def load_stories(folder: str | os.PathLike | None = None) -> list[str]:
+    """The texts of the `.txt` files in `folder` (default: the bundled data/stories), in sorted file-name order."""
+    folder = Path(folder) if folder is not None else STORIES_DIR
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder; expected a folder of .txt stories (data/stories)")
+    files = sorted(folder.glob("*.txt"))
+    if not files:
+        raise FileNotFoundError(f"{folder} holds no .txt files; expected one story per .txt file")
+    # The newline that ends a file is not part of the story; stripping it keeps document boundaries clean.
+    return [f.read_text(encoding="utf-8").strip() for f in files]
+
+
+def join_documents(docs: Sequence[str], tokenizer) -> list[int]:
+    """Token ids of all documents, with one <|endoftext|> id between neighbours (like "<|endoftext|>".join(docs))."""
+    if isinstance(docs, str) or not docs:
+        raise ValueError("join_documents expects a non-empty list of document strings")
+    eot = _eot_id(tokenizer)
+    ids: list[int] = []
+    for i, doc in enumerate(docs):
+        if i:
+            ids.append(eot)
+        ids.extend(_encode_ordinary(tokenizer, doc))
+    return ids
+
+
+def split_ids(ids, val_fraction: float = 0.1):
+    """Cut a token sequence into (train, validation): the last `val_fraction` of the tokens validate.
+
+    A cut at the end rather than a random sample keeps validation text unseen as a whole: with overlapping windows,
+    randomly chosen validation windows would share most of their tokens with training windows.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    n_val = int(round(len(ids) * val_fraction))
+    if val_fraction > 0 and (n_val == 0 or n_val == len(ids)):
+        raise ValueError(f"{len(ids)} tokens are too few to set {val_fraction:.1%} aside for validation")
+    cut = len(ids) - n_val
+    return ids[:cut], ids[cut:]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sliding windows over one token stream
+
+class GPTDataset(Dataset):
+    """(inputs, targets) windows of `max_length` ids over one token stream; targets are inputs shifted by one.
+
+    Windows start every `stride` tokens (stride < max_length overlaps them, stride == max_length tiles them). When
+    the regular windows stop short of the end, one more window is aligned to the end, so no token is ever dropped:
+    a long document is cut into many windows, never truncated to its first.
+    """
+
+    def __init__(self, token_ids, max_length: int, stride: int):
+        ids = token_ids.long() if torch.is_tensor(token_ids) else torch.from_numpy(np.array(token_ids, np.int64))
+        if ids.ndim != 1:
+            raise ValueError(f"token_ids must be one flat sequence of ids, got shape {tuple(ids.shape)}")
+        if max_length < 1:
+            raise ValueError(f"max_length must be at least 1, got {max_length}")
+        if not 1 <= stride <= max_length:
+            raise ValueError(f"stride must be between 1 and max_length={max_length} (a larger stride would skip "
+                             f"tokens), got {stride}")
+        if len(ids) < max_length + 1:
+            raise ValueError(f"max_length={max_length} needs at least {max_length + 1} tokens (the targets reach one "
+                             f"token further than the inputs), but the data has {len(ids)}; use a smaller max_length "
+                             f"or more text")
+        last_start = len(ids) - (max_length + 1)
+        starts = list(range(0, last_start + 1, stride))
+        if starts[-1] != last_start:
+            starts.append(last_start)
+        self.token_ids = ids
+        self.max_length = max_length
+        self.stride = stride
+        self.starts = torch.tensor(starts, dtype=torch.long)
+
+    @classmethod
+    def from_text(cls, text: str, tokenizer, max_length: int, stride: int) -> "GPTDataset":
+        """Tokenize `text` (an <|endoftext|> written in it separates documents) and window it."""
+        return cls(tokenizer.encode(text, allowed_special={EOT}), max_length, stride)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        start = int(self.starts[index])
+        window = self.token_ids[start:start + self.max_length + 1]
+        return window[:-1], window[1:]
+
+
+def create_dataloader(text_or_ids, batch_size: int = 4, max_length: int = 256, stride: int = 128,
+                      shuffle: bool = True, drop_last: bool = True, num_workers: int = 0, seed: int = 123,
+                      tokenizer=None) -> DataLoader:
+    """A DataLoader of (inputs, targets) batches of shape (batch_size, max_length) from text, documents or ids.
+
+    `text_or_ids`: a string, a list of document strings (joined with <|endoftext|>), or a sequence of token ids.
+    The loader shuffles with its own generator seeded by `seed`, so the order of batches is the same on every run
+    (and differs from epoch to epoch, as the generator moves on).
+    """
+    if isinstance(text_or_ids, str) or (isinstance(text_or_ids, Sequence) and text_or_ids
+                                        and isinstance(text_or_ids[0], str)):
+        if tokenizer is None:
+            from minigpt.tokenizer import gpt2_tiktoken_encoding  # fast, and gives the same ids as chapter 1's
+            tokenizer = gpt2_tiktoken_encoding()
+        if isinstance(text_or_ids, str):
+            dataset = GPTDataset.from_text(text_or_ids, tokenizer, max_length, stride)
+        else:
+            dataset = GPTDataset(join_documents(text_or_ids, tokenizer), max_length, stride)
+    else:
+        dataset = GPTDataset(text_or_ids, max_length, stride)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if drop_last and len(dataset) < batch_size:
+        raise ValueError(f"only {len(dataset)} windows of max_length={max_length}, stride={stride}: fewer than "
+                         f"batch_size={batch_size}, so drop_last=True would give no batch at all; use a smaller "
+                         f"batch_size or stride, more text, or drop_last=False")
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                      num_workers=num_workers, generator=generator)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Visiting windows: a seeded permutation per epoch, one disjoint slice per rank, saveable position
+
+class EpochOrder:
+    """Hands out the indices 0..num_items-1 once per epoch, in a random order seeded by (seed, epoch).
+
+    With `world_size` ranks (DistributedDataParallel), rank r takes positions r, r+w, r+2w, ... of the epoch's
+    permutation, so ranks never see the same item in an epoch and together they see all of it (up to
+    num_items % world_size items, a different few each epoch, left out so every rank takes the same number of
+    steps). The order is a function of (seed, epoch), so (epoch, position) is all a checkpoint needs to resume.
+    """
+
+    def __init__(self, num_items: int, seed: int = 123, rank: int = 0, world_size: int = 1):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
+        if num_items < world_size:
+            raise ValueError(f"{num_items} items cannot give each of {world_size} ranks at least one")
+        self.num_items, self.seed, self.rank, self.world_size = num_items, seed, rank, world_size
+        self.per_rank = num_items // world_size
+        self.epoch = 0
+        self.position = 0
+        self._cached: tuple[int, np.ndarray] | None = None
+
+    def order(self, epoch: int) -> np.ndarray:
+        """This rank's indices for `epoch`, in the order they are visited."""
+        if self._cached is None or self._cached[0] != epoch:
+            permutation = np.random.default_rng([self.seed, epoch]).permutation(self.num_items)
+            mine = permutation[self.rank:self.per_rank * self.world_size:self.world_size]
+            self._cached = (epoch, mine)
+        return self._cached[1]
+
+    def next_index(self) -> int:
+        index = int(self.order(self.epoch)[self.position])
+        self.position += 1
+        if self.position == self.per_rank:
+            self.epoch, self.position = self.epoch + 1, 0
+        return index
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position, "seed": self.seed, "num_items": self.num_items,
+                "rank": self.rank, "world_size": self.world_size}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        for key in ("seed", "num_items", "rank", "world_size"):
+            if state[key] != getattr(self, key):
+                raise ValueError(f"cannot resume: the saved state has {key}={state[key]}, this one has "
+                                 f"{getattr(self, key)}; the order of windows would not be the same")
+        if not 0 <= state["position"] < self.per_rank:
+            raise ValueError(f"saved position {state['position']} is outside [0, {self.per_rank})")
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Token shards
+
+def write_shard(path: str | os.PathLike, token_ids) -> Path:
+    """Write token ids as one shard file (format at the top of this module), atomically."""
+    ids = np.asarray(token_ids)
+    if ids.ndim != 1:
+        raise ValueError(f"a shard holds one flat sequence of ids, got shape {ids.shape}")
+    if ids.size and (ids.min() < 0 or ids.max() >= 1 << 16):
+        raise ValueError(f"shard ids must be in [0, 65536) to fit uint16, got range [{ids.min()}, {ids.max()}]")
+    path = Path(path)
+    header = SHARD_HEADER.pack(SHARD_MAGIC, SHARD_VERSION, ids.size)
+    _write_atomically(path, header + ids.astype(SHARD_DTYPE).tobytes())
+    return path
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    # Write a temporary file beside the target and rename it: a reader sees the old file or the whole new one.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_shard(path: str | os.PathLike) -> np.memmap:
+    """The token ids of a shard as a read-only uint16 memory map (nothing is read into RAM until it is used)."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size < SHARD_HEADER.size:
+        raise ValueError(f"{path} is {size} bytes, shorter than the {SHARD_HEADER.size}-byte shard header")
+    with open(path, "rb") as f:
+        magic, version, count = SHARD_HEADER.unpack(f.read(SHARD_HEADER.size))
+    if magic != SHARD_MAGIC:
+        raise ValueError(f"{path} is not a minigpt token shard: magic {magic!r}, expected {SHARD_MAGIC!r}")
+    if version != SHARD_VERSION:
+        raise ValueError(f"{path} has shard format version {version}; this code reads version {SHARD_VERSION}")
+    expected = SHARD_HEADER.size + count * SHARD_DTYPE.itemsize
+    if size != expected:
+        raise ValueError(f"{path} is {size} bytes but its header announces {count} tokens ({expected} bytes): "
+                         f"the file is damaged or was cut short; prepare it again")
+    if count == 0:
+        return np.zeros(0, dtype=SHARD_DTYPE)  # np.memmap cannot map zero bytes
+    return np.memmap(path, dtype=SHARD_DTYPE, mode="r", offset=SHARD_HEADER.size, shape=(count,))
+
+
+def shard_paths(source: str | os.PathLike, split: str = "train") -> list[Path]:
+    """The shard files of `split`: from a prepared folder's meta.json, its `{split}_*.bin` files, or a glob."""
+    source = Path(source)
+    if source.is_dir():
+        meta = source / META_FILE
+        if meta.exists():
+            splits = json.loads(meta.read_text())["splits"]
+            if split not in splits:
+                raise ValueError(f"{meta} has no split {split!r}; it has {sorted(splits)}")
+            paths = [source / s["file"] for s in splits[split]["shards"]]
+        else:
+            paths = sorted(source.glob(f"{split}_*.bin"))
+    else:
+        paths = sorted(source.parent.glob(source.name))
+    if not paths:
+        raise FileNotFoundError(f"no {split!r} shards found at {source} (expected {split}_*.bin files written by "
+                                f"`python -m minigpt.data prepare`)")
+    return paths
+
+
+class ShardDataset(IterableDataset):
+    """(inputs, targets) windows read from memory-mapped token shards, in a seeded order, a disjoint slice per rank.
+
+    Each shard is cut into consecutive windows of max_length + 1 tokens that start every max_length tokens: the
+    inputs tile the shard, and a window's last target is the next window's first input, so every token but a
+    shard's first is predicted exactly once per epoch. Windows are numbered across all shards and visited through
+    an `EpochOrder`. Iterating yields the rest of the current epoch; `next_batch` runs on across epochs; and
+    `state_dict()` / `load_state_dict()` save and restore the position exactly.
+    """
+
+    def __init__(self, source: str | os.PathLike, split: str = "train", max_length: int = 1024, seed: int = 123,
+                 rank: int = 0, world_size: int = 1):
+        if max_length < 1:
+            raise ValueError(f"max_length must be at least 1, got {max_length}")
+        self.paths = shard_paths(source, split)
+        self.shards = [read_shard(p) for p in self.paths]
+        self.max_length = max_length
+        counts = [max(len(s) - 1, 0) // max_length for s in self.shards]
+        total_tokens = sum(len(s) for s in self.shards)
+        if sum(counts) == 0:
+            raise ValueError(f"max_length={max_length} needs shards of at least {max_length + 1} tokens, but the "
+                             f"{split!r} shards hold {total_tokens} tokens (longest {max(map(len, self.shards))})")
+        self.first_window = np.concatenate([[0], np.cumsum(counts)])  # window number where each shard begins
+        self.num_windows = int(self.first_window[-1])
+        self.order = EpochOrder(self.num_windows, seed, rank, world_size)
+
+    def window(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Window number `index` of all shards (0 <= index < num_windows), independent of the visiting order."""
+        if not 0 <= index < self.num_windows:
+            raise IndexError(f"window {index} is outside [0, {self.num_windows})")
+        shard = int(np.searchsorted(self.first_window, index, side="right")) - 1
+        start = (index - int(self.first_window[shard])) * self.max_length
+        tokens = torch.from_numpy(self.shards[shard][start:start + self.max_length + 1].astype(np.int64))
+        return tokens[:-1], tokens[1:]
+
+    def next_window(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.window(self.order.next_index())
+
+    def next_batch(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next `batch_size` windows stacked to (batch_size, max_length) inputs and targets."""
+        pairs = [self.next_window() for _ in range(batch_size)]
+        return torch.stack([x for x, _ in pairs]), torch.stack([y for _, y in pairs])
+
+    def __len__(self) -> int:
+        return self.order.per_rank  # windows this rank sees per epoch
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        _refuse_workers(self)
+        epoch = self.order.epoch
+        while self.order.epoch == epoch:
+            yield self.next_window()
+
+    def state_dict(self) -> dict:
+        return {**self.order.state_dict(), "max_length": self.max_length}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        if state["max_length"] != self.max_length:
+            raise ValueError(f"cannot resume: saved max_length={state['max_length']}, this one {self.max_length}")
+        self.order.load_state_dict(state)
+
+
+def _refuse_workers(dataset) -> None:
+    # Each DataLoader worker would get its own copy of the position and hand out the same windows again.
+    if get_worker_info() is not None:
+        raise RuntimeError(f"{type(dataset).__name__} keeps its own position for exact resume; use it with "
+                           f"num_workers=0 (reading a memory map is cheap) or call next_batch()")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Mixing sources
+
+class _MapSource:
+    """A map-style dataset (len + indexing, like GPTDataset) visited through an EpochOrder."""
+
+    def __init__(self, dataset, seed: int, rank: int, world_size: int):
+        self.dataset = dataset
+        self.order = EpochOrder(len(dataset), seed, rank, world_size)
+
+    def next_window(self):
+        return self.dataset[self.order.next_index()]
+
+    def state_dict(self) -> dict:
+        return self.order.state_dict()
+
+    def load_state_dict(self, state: Mapping) -> None:
+        self.order.load_state_dict(state)
+
+
+class MixedDataset(IterableDataset):
+    """Windows drawn from several sources, each draw picking source `name` with probability weights[name].
+
+    A source is a ShardDataset (or anything with next_window/state_dict/load_state_dict) or a map-style dataset
+    such as GPTDataset, which is then visited in its own seeded order (rank/world_size give each rank a disjoint
+    slice of it). The choice of source uses one seeded generator whose state is saved with the sources' positions,
+    so a resumed run draws exactly what the uninterrupted one would have. Iteration never ends: a source that runs
+    out starts its next epoch, as continued pretraining repeats a small domain corpus while streaming a large one.
+    """
+
+    def __init__(self, sources: Mapping[str, object], weights: Mapping[str, float], seed: int = 123,
+                 rank: int = 0, world_size: int = 1):
+        if not sources:
+            raise ValueError("MixedDataset needs at least one source")
+        if set(sources) != set(weights):
+            raise ValueError(f"weights must name exactly the sources: sources {sorted(sources)}, "
+                             f"weights {sorted(weights)}")
+        self.names = list(sources)
+        raw = np.array([float(weights[n]) for n in self.names])
+        if not np.all(np.isfinite(raw)) or np.any(raw < 0) or raw.sum() <= 0:
+            raise ValueError(f"weights must be finite, non-negative and not all zero, got {dict(weights)}")
+        self.probabilities = dict(zip(self.names, raw / raw.sum()))
+        self._cumulative = np.cumsum(raw / raw.sum())
+        self._cumulative[-1] = 1.0  # so rounding can never let a uniform draw in [0, 1) fall past the last source
+        self.sources = {}
+        for i, name in enumerate(self.names):
+            source = sources[name]
+            if not hasattr(source, "next_window"):
+                source_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
+                source = _MapSource(source, source_seed, rank, world_size)
+            self.sources[name] = source
+        self._rng = np.random.default_rng(seed)
+        self.counts = dict.fromkeys(self.names, 0)
+
+    def next_source(self) -> str:
+        # Inverse-CDF sampling: source i owns the interval [cumulative[i-1], cumulative[i]) of [0, 1).
+        name = self.names[int(np.searchsorted(self._cumulative, self._rng.random(), side="right"))]
+        self.counts[name] += 1
+        return name
+
+    def next_window(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.sources[self.next_source()].next_window()
+
+    def next_batch(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        pairs = [self.next_window() for _ in range(batch_size)]
+        return torch.stack([x for x, _ in pairs]), torch.stack([y for _, y in pairs])
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        _refuse_workers(self)
+        while True:
+            yield self.next_window()
+
+    def state_dict(self) -> dict:
+        return {"rng": self._rng.bit_generator.state, "counts": dict(self.counts),
+                "sources": {name: source.state_dict() for name, source in self.sources.items()}}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        if set(state["sources"]) != set(self.names):
+            raise ValueError(f"cannot resume: saved sources {sorted(state['sources'])}, these {sorted(self.names)}")
+        for name, source in self.sources.items():
+            source.load_state_dict(state["sources"][name])
+        self._rng.bit_generator.state = state["rng"]
+        self.counts = dict(state["counts"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Preparing shards from text files
+
+def _input_files(inputs: Sequence[str | os.PathLike]) -> list[Path]:
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix in (".txt", ".jsonl") and p.is_file())
+            if not found:
+                raise FileNotFoundError(f"the folder {path} holds no .txt or .jsonl files")
+            files.extend(found)
+        elif not path.is_file():
+            raise FileNotFoundError(f"input {path} does not exist")
+        elif path.suffix not in (".txt", ".jsonl"):
+            raise ValueError(f"input {path}: expected a .txt file (one document, or documents separated by {EOT}) "
+                             f"or a .jsonl file (one JSON object with a \"text\" field per line)")
+        else:
+            files.append(path)
+    return files
+
+
+def iter_documents(path: Path) -> Iterator[str]:
+    """The documents of one input file.
+
+    A .txt file is one document, or several when it contains the <|endoftext|> separator (the format of common
+    plain-text dumps); surrounding whitespace is trimmed and empty pieces skipped. A .jsonl file has one JSON
+    object per line whose "text" field is a document.
+    """
+    if path.suffix == ".txt":
+        with open(path, encoding="utf-8") as f:
+            pending = ""
+            for chunk in iter(lambda: f.read(1 << 24), ""):  # 16M characters at a time: big dumps stream
+                pieces = (pending + chunk).split(EOT)
+                pending = pieces.pop()
+                yield from (p.strip() for p in pieces if p.strip())
+            if pending.strip():
+                yield pending.strip()
+    elif path.suffix == ".jsonl":
+        with open(path, encoding="utf-8") as f:
+            for line_number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path}:{line_number} is not valid JSON ({e})") from None
+                if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                    raise ValueError(f"{path}:{line_number}: expected a JSON object with a string \"text\" field")
+                if record["text"]:
+                    yield record["text"]
+    else:
+        raise ValueError(f"{path}: expected a .txt or .jsonl file")
+
+
+class _ShardWriter:
+    """Appends documents (separated by <|endoftext|>) to one split's stream, writing a shard whenever one is full."""
+
+    def __init__(self, out_dir: Path, split: str, shard_tokens: int, eot: int):
+        self.out_dir, self.split, self.shard_tokens, self.eot = out_dir, split, shard_tokens, eot
+        self.buffer = np.empty(shard_tokens, dtype=SHARD_DTYPE)  # pages are only touched as they fill
+        self.filled = 0
+        self.tokens = 0
+        self.documents = 0
+        self.shards: list[dict] = []
+
+    def add_document(self, ids: Sequence[int]) -> None:
+        if self.documents:
+            self._extend(np.array([self.eot], dtype=SHARD_DTYPE))
+        self._extend(np.asarray(ids, dtype=SHARD_DTYPE))
+        self.documents += 1
+
+    def _extend(self, ids: np.ndarray) -> None:
+        while len(ids):
+            take = min(len(ids), self.shard_tokens - self.filled)
+            self.buffer[self.filled:self.filled + take] = ids[:take]
+            self.filled += take
+            self.tokens += take
+            ids = ids[take:]
+            if self.filled == self.shard_tokens:
+                self.flush()
+
+    def flush(self) -> None:
+        if self.filled:
+            name = f"{self.split}_{len(self.shards):06d}.bin"
+            write_shard(self.out_dir / name, self.buffer[:self.filled])
+            self.shards.append({"file": name, "tokens": int(self.filled)})
+            self.filled = 0
+
+
+def _prepared_matches(out_dir: Path, settings: dict) -> dict | None:
+    """The existing manifest if `out_dir` already holds this exact preparation, complete and intact."""
+    meta = out_dir / META_FILE
+    if not meta.exists():
+        return None
+    try:
+        manifest = json.loads(meta.read_text())
+        if manifest.get("settings") != settings:
+            return None
+        for split in manifest["splits"].values():
+            for shard in split["shards"]:
+                if len(read_shard(out_dir / shard["file"])) != shard["tokens"]:
+                    return None
+    except (OSError, ValueError, KeyError):
+        return None
+    return manifest
+
+
+def prepare_shards(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, val_fraction: float = 0.005,
+                   shard_tokens: int = 100_000_000, encoding=None, force: bool = False,
+                   progress: bool = True) -> dict:
+    """Tokenize text files into train/val shards in `out_dir`; return the manifest (also saved as meta.json).
+
+    Documents go to validation whole: a document is sent there whenever validation holds less than `val_fraction`
+    of the tokens so far, which keeps the share close to val_fraction all through the corpus without a first pass.
+    A repeated call with the same inputs (path, size, modification time) and settings does nothing.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if shard_tokens < 1:
+        raise ValueError(f"shard_tokens must be at least 1, got {shard_tokens}")
+    if encoding is None:
+        from minigpt.tokenizer import gpt2_tiktoken_encoding
+        encoding = gpt2_tiktoken_encoding()
+    if encoding.n_vocab > 1 << 16:
+        raise ValueError(f"the encoding has {encoding.n_vocab} tokens; uint16 shards hold at most 65536")
+    out_dir = Path(out_dir)
+    files = _input_files(inputs)
+    settings = {
+        "format_version": SHARD_VERSION, "encoding": encoding.name, "n_vocab": encoding.n_vocab,
+        "val_fraction": val_fraction, "shard_tokens": shard_tokens,
+        "inputs": [{"path": str(f.resolve()), "bytes": f.stat().st_size, "mtime_ns": f.stat().st_mtime_ns}
+                   for f in files],
+    }
+    if not force and (manifest := _prepared_matches(out_dir, settings)) is not None:
+        print(f"{out_dir} already holds these shards (meta.json matches the inputs and settings); nothing to do")
+        return manifest
+
+    # Start clean: without meta.json the folder reads as unfinished until this run completes, and shards of an
+    # earlier run cannot linger beside the new ones.
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / META_FILE).unlink(missing_ok=True)
+    for old in list(out_dir.glob("train_*.bin")) + list(out_dir.glob("val_*.bin")):
+        old.unlink()
+
+    eot = encoding.eot_token
+    writers = {split: _ShardWriter(out_dir, split, shard_tokens, eot) for split in ("train", "val")}
+    bar = tqdm(total=sum(f.stat().st_size for f in files), unit="B", unit_scale=True, desc="tokenizing",
+               disable=not progress)
+    done_bytes = 0
+
+    def encode_batch(docs: list[str]) -> None:
+        for ids in encoding.encode_ordinary_batch(docs):
+            seen = writers["train"].tokens + writers["val"].tokens + len(ids)
+            to_val = val_fraction > 0 and writers["val"].tokens < val_fraction * seen
+            writers["val" if to_val else "train"].add_document(ids)
+        bar.update(sum(len(d.encode("utf-8")) for d in docs))
+
+    for f in files:
+        batch: list[str] = []
+        batch_chars = 0
+        for doc in iter_documents(f):
+            batch.append(doc)
+            batch_chars += len(doc)
+            if len(batch) >= 1024 or batch_chars >= 1 << 24:  # batches keep tiktoken's threads busy, memory bounded
+                encode_batch(batch)
+                batch, batch_chars = [], 0
+        if batch:
+            encode_batch(batch)
+        done_bytes += f.stat().st_size
+        bar.update(done_bytes - bar.n)  # count markup and separators too, so the bar ends at 100%
+    bar.close()
+    for writer in writers.values():
+        writer.flush()
+    if writers["train"].tokens == 0:
+        raise ValueError(f"the inputs hold no training text ({writers['val'].documents} documents, all sent to "
+                         f"validation); give more documents or a smaller val_fraction")
+
+    manifest = {"settings": settings, "splits": {
+        split: {"tokens": w.tokens, "documents": w.documents, "shards": w.shards}
+        for split, w in writers.items() if w.documents}}
+    _write_atomically(out_dir / META_FILE, json.dumps(manifest, indent=1).encode())
+    for split, info in manifest["splits"].items():
+        print(f"{split}: {info['documents']} documents, {info['tokens']:,} tokens in {len(info['shards'])} shards")
+    print(f"wrote {out_dir}")
+    return manifest
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m minigpt.data", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    prepare = commands.add_parser("prepare", help="tokenize .txt/.jsonl files into uint16 train/val token shards")
+    prepare.add_argument("--input", nargs="+", required=True, metavar="PATH",
+                         help=f".txt files (one document each, or split on {EOT}), .jsonl files (a \"text\" "
+                              f"field per line), or folders of them")
+    prepare.add_argument("--out", required=True, help="output folder for the shards and meta.json")
+    prepare.add_argument("--val-fraction", type=float, default=0.005,
+                         help="share of tokens (whole documents) set aside for validation (default 0.005)")
+    prepare.add_argument("--shard-tokens", type=int, default=100_000_000,
+                         help="tokens per shard file (default 100,000,000, i.e. 200 MB)")
+    prepare.add_argument("--force", action="store_true", help="prepare again even if the outputs match")
+    args = parser.parse_args(argv)
+    try:
+        prepare_shards(args.input, args.out, val_fraction=args.val_fraction, shard_tokens=args.shard_tokens,
+                       force=args.force)
+    except (ValueError, FileNotFoundError) as e:
+        parser.exit(2, f"error: {e}\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
