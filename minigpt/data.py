@@ -63,7 +63,7 @@ def _encode_ordinary(tokenizer, text: str) -> list[int]:
     # A document's own text is ordinary text: a literal "<|endoftext|>" inside it must not become the separator.
     if hasattr(tokenizer, "encode_ordinary"):
         return list(tokenizer.encode_ordinary(text))
-    return list(tokenizer.encode(text, allowed_special=set()))
+    return list(tokenizer.encode(text, allowed_special=set(), disallowed_special=()))
 
 
 def load_stories(folder: str | os.PathLike | None = None) -> list[str]:
@@ -261,6 +261,9 @@ def _write_atomically(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

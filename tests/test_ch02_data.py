@@ -108,7 +108,12 @@ def test_a_literal_endoftext_inside_a_document_stays_text(enc):
 def test_from_text_matches_tiktoken_ids(enc):
     text = f"One small story.{EOT}Another small story, told twice. Another small story, told twice."
     dataset = data.GPTDataset.from_text(text, enc, max_length=4, stride=2)
-    assert dataset.token_ids.tolist() == enc.encode(text, allowed_special={EOT})
+    expected = enc.encode(text, allowed_special={EOT})
+    assert dataset.token_ids.tolist() == expected
+    assert data.GPTDataset.from_text(text, gpt2_tokenizer(), 4, 2).token_ids.tolist() == expected
+    # A string without a tokenizer is read with GPT-2's.
+    x, y = next(iter(data.create_dataloader(text, batch_size=1, max_length=4, stride=2, shuffle=False)))
+    assert x[0].tolist() == expected[:4] and y[0].tolist() == expected[1:5]
 
 
 def test_split_ids_cuts_at_the_end():
@@ -317,6 +322,11 @@ def test_shard_windows_tile_each_shard(numbered_shards):
         x, y = dataset.window(index)
         assert x.dtype == torch.int64
         assert x.tolist() == list(range(start, start + 9)) and y.tolist() == list(range(start + 1, start + 10))
+    # A glob pattern picks shards too; a DataLoader batches the windows of one epoch.
+    two = data.ShardDataset(folder / "train_00000[01].bin", max_length=9)
+    assert two.num_windows == len(expected_window_starts(sizes[:2], 9))
+    batches = list(torch.utils.data.DataLoader(two, batch_size=4))
+    assert sum(len(x) for x, _ in batches) == two.num_windows and batches[0][0].shape == (4, 9)
 
 
 @pytest.mark.parametrize("world_size", [1, 2, 3, 4])

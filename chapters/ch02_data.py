@@ -1,0 +1,133 @@
+"""Chapter 2: from stories to training batches: sliding windows, a DataLoader, embeddings, shards and mixing.
+
+Runs in seconds on a CPU, offline:  python chapters/ch02_data.py
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import torch
+
+from minigpt.data import (STORIES_DIR, GPTDataset, MixedDataset, ShardDataset, create_dataloader, join_documents,
+                          load_stories, prepare_shards)
+from minigpt.tokenizer import gpt2_tiktoken_encoding, gpt2_tokenizer
+
+
+def show(tokenizer, ids) -> str:
+    return repr(tokenizer.decode([int(i) for i in ids]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stories", default=str(STORIES_DIR), help="folder of .txt stories (default: bundled)")
+    parser.add_argument("--max-length", type=int, default=8, help="tokens per window in the small examples")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--embed-dim", type=int, default=256, help="size of each token's embedding vector")
+    parser.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu or cuda")
+    parser.add_argument("--seed", type=int, default=123)
+    parser.add_argument("--out", default="out/ch02", help="folder for the figure and the example shards")
+    args = parser.parse_args()
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    torch.manual_seed(args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    L = args.max_length
+
+    print("1. The corpus: the bundled stories, tokenized with chapter 1's GPT-2 tokenizer.")
+    tokenizer = gpt2_tokenizer()
+    stories = load_stories(args.stories)
+    names = [p.stem for p in sorted(Path(args.stories).glob("*.txt"))]
+    started = time.perf_counter()
+    per_story = [len(tokenizer.encode(s)) for s in stories]
+    ids = join_documents(stories, tokenizer)
+    print(f"   {len(stories)} stories, {sum(map(len, stories)):,} characters -> {len(ids):,} tokens "
+          f"(with {len(stories) - 1} <|endoftext|> separators), tokenized in {time.perf_counter() - started:.2f} s")
+    for name, chars, n in zip(names, map(len, stories), per_story):
+        print(f"   {name:<36} {n:5d} tokens, {chars / n:.2f} characters per token")
+
+    print(f"\n2. Next-token prediction: a window of {L} tokens, and the same window moved one token right.")
+    first = tokenizer.encode(stories[0])
+    for k in range(1, 5):
+        print(f"   {show(tokenizer, first[:k]):<40} -> {show(tokenizer, first[k:k + 1])}")
+    dataset = GPTDataset(first, max_length=L, stride=L // 2)
+    print(f"   With stride {L // 2}, neighbouring windows share {L - L // 2} tokens:")
+    for i in range(3):
+        x, y = dataset[i]
+        print(f"   window {i}: inputs  {x.tolist()}  {show(tokenizer, x)}")
+        print(f"             targets {y.tolist()}  {show(tokenizer, y)}")
+
+    print(f"\n3. The stride decides how many windows a story gives (story 1 has {len(first)} tokens, "
+          f"max_length {L}):")
+    for stride in (1, L // 2, L):
+        d = GPTDataset(first, max_length=L, stride=stride)
+        last = int(d.starts[-1]) + L + 1
+        print(f"   stride {stride}: {len(d):5d} windows, overlap {L - stride} tokens, last window ends at "
+              f"token {last} of {len(first)} (nothing dropped)")
+
+    print("\n4. A DataLoader batches windows: shuffled with its own seeded generator, so runs agree.")
+    loader = create_dataloader(ids, batch_size=args.batch_size, max_length=4, stride=4, seed=args.seed)
+    inputs, targets = next(iter(loader))
+    again, _ = next(iter(create_dataloader(ids, batch_size=args.batch_size, max_length=4, stride=4, seed=args.seed)))
+    print(f"   {len(loader)} batches of shape {tuple(inputs.shape)}; same seed, same first batch: "
+          f"{torch.equal(inputs, again)}")
+    print(f"   inputs:\n{inputs}\n   targets:\n{targets}")
+
+    print("\n5. Embeddings turn ids into vectors: one learned row per token id, plus one per position.")
+    vocab_size, context_length = 50257, inputs.shape[1]
+    token_embedding = torch.nn.Embedding(vocab_size, args.embed_dim).to(device)
+    position_embedding = torch.nn.Embedding(context_length, args.embed_dim).to(device)
+    token_vectors = token_embedding(inputs.to(device))
+    position_vectors = position_embedding(torch.arange(context_length, device=device))
+    input_embeddings = token_vectors + position_vectors  # broadcast: the same position rows for every sequence
+    print(f"   token embeddings    {tuple(token_vectors.shape)}  (batch, tokens, embed_dim) on {device}")
+    print(f"   position embeddings {tuple(position_vectors.shape)}  (tokens, embed_dim)")
+    print(f"   their sum           {tuple(input_embeddings.shape)}  is what the GPT model of chapter 4 reads")
+    print(f"   the weight matrices hold {token_embedding.weight.numel() + position_embedding.weight.numel():,} "
+          f"numbers; an id's embedding is its row: "
+          f"{torch.equal(token_vectors[0, 0], token_embedding.weight[inputs[0, 0]])}")
+
+    print("\n6. Larger corpora are tokenized once into uint16 shards (python -m minigpt.data prepare ...).")
+    shards = out / "shards"
+    manifest = prepare_shards([args.stories], shards, val_fraction=0.1, shard_tokens=4096,
+                              encoding=gpt2_tiktoken_encoding(), progress=False)
+    train = manifest["splits"]["train"]
+    print(f"   {len(train['shards'])} train shards of up to 4096 tokens in {shards}")
+    ranks = [ShardDataset(shards, "train", max_length=64, seed=args.seed, rank=r, world_size=2) for r in range(2)]
+    slices = [set(r.order.order(0).tolist()) for r in ranks]
+    print(f"   {ranks[0].num_windows} windows of 64 tokens; with 2 ranks each takes {len(ranks[0])} per epoch, "
+          f"overlap between ranks: {len(slices[0] & slices[1])} windows")
+    ranks[0].next_batch(4)
+    state = ranks[0].state_dict()
+    resumed = ShardDataset(shards, "train", max_length=64, seed=args.seed, rank=0, world_size=2)
+    resumed.load_state_dict(state)
+    print(f"   after one batch the state is {{epoch: {state['epoch']}, position: {state['position']}}}; a dataset "
+          f"restored from it continues identically: {torch.equal(resumed.next_batch(4)[0], ranks[0].next_batch(4)[0])}")
+
+    print("\n7. Mixing sources by weight, as continued pretraining does: 20% 'domain' windows (story 1),")
+    print("   80% 'general' windows (the training shards).")
+    mixed = MixedDataset({"domain": GPTDataset(first, 64, 64), "general": ShardDataset(shards, "train", 64)},
+                         {"domain": 0.2, "general": 0.8}, seed=args.seed)
+    for _ in range(1000):
+        mixed.next_window()
+    print(f"   1000 windows drawn: {mixed.counts}")
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.barh(names[::-1], per_story[::-1], color="tab:blue")
+    ax.set_xlabel("GPT-2 tokens")
+    ax.set_title("Tokens per bundled story")
+    for i, n in enumerate(per_story[::-1]):
+        ax.text(n, i, f" {n}", va="center", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "tokens_per_story.png", dpi=120)
+    print(f"\nSaved the figure tokens_per_story.png and the example shards in {out}/")
+
+
+if __name__ == "__main__":
+    main()
