@@ -1,0 +1,331 @@
+"""Chapter 5: the Triton kernels (flash attention, LayerNorm) against float64 references, SDPA and F.layer_norm.
+
+Without a GPU the kernels run in Triton's interpreter (numpy on the CPU, one program at a time): slow, so the CPU
+shapes are tiny, but every line of every kernel runs, tails, diagonals and dropout included. bf16 is only tested on a
+GPU: the interpreter stores bf16 as raw 16-bit integers and its tl.dot multiplies those integers.
+
+How the tolerances are chosen:
+- fp32: the kernels accumulate in fp32 like the float64 formula does in float64, so the only error is fp32 rounding
+  summed over at most a few hundred terms of size ~1: 1e-5 (about 100 fp32 units in the last place) is ample, and a
+  wrong mask or a missing rescale shows up at 1e-2 or more.
+- fp16/bf16 attention: the kernel rounds the probabilities and dS to the input dtype before the tensor-core products,
+  as FlashAttention does. Its error must be no more than twice that of the same math done by PyTorch in the input
+  dtype (the criterion FlashAttention's own tests use), plus a floor for the cases where PyTorch happens to be exact.
+- fp16/bf16 LayerNorm: statistics are fp32, so the output is the exact value rounded once to the input dtype:
+  relative error 2⁻¹¹ (fp16) or 2⁻⁸ (bf16); twice that is allowed, with an absolute floor for outputs near zero.
+"""
+import os
+
+import torch
+
+if not torch.cuda.is_available():
+    # Must happen before triton or the kernels are imported: @triton.jit reads it when a kernel is defined.
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
+
+pytest.importorskip("triton", reason="Triton is not installed (it ships for Linux; see requirements.txt)")
+
+from tests._impl import load_impl  # noqa: E402
+
+attention = load_impl("kernels.attention")
+layernorm = load_impl("kernels.layernorm")
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+FP32_TOL = 1e-5
+
+
+def max_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    return (actual.double() - expected.double()).abs().max().item()
+
+
+def random_qkv(batch, heads, seq_len, head_dim, dtype, device=DEVICE, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randn(batch, heads, seq_len, head_dim, generator=generator).to(device=device, dtype=dtype)
+            for _ in range(3)]
+
+
+def attention_and_grads(fn, queries, keys, values, grad_out, **kwargs):
+    leaves = [t.detach().clone().requires_grad_() for t in (queries, keys, values)]
+    out = fn(*leaves, **kwargs)
+    return (out, *torch.autograd.grad(out, leaves, grad_out.to(out.dtype)))
+
+
+def check_attention(queries, keys, values, grad_out, causal, dropout_p=0.0, seed=None, floor=1e-4, **extra):
+    """Kernel vs float64 reference (forward and the three gradients), tolerance as explained at the top."""
+    mask = None
+    if dropout_p > 0.0:
+        batch, heads, seq_len, _ = queries.shape
+        mask = attention.attention_dropout_mask(batch, heads, seq_len, dropout_p, seed, device=queries.device)
+    kernel = attention_and_grads(attention.flash_attention, queries, keys, values, grad_out, causal=causal,
+                                 dropout_p=dropout_p, seed=seed, **extra)
+    reference_kwargs = dict(causal=causal, dropout_p=dropout_p, dropout_mask=mask, **extra)
+    exact = attention_and_grads(attention.attention_reference, queries.double(), keys.double(), values.double(),
+                                grad_out, **reference_kwargs)
+    names = ("output", "dQ", "dK", "dV")
+    if queries.dtype == torch.float32:
+        for name, a, e in zip(names, kernel, exact):
+            assert max_error(a, e) <= FP32_TOL * max(1.0, e.abs().max().item()), name
+    else:
+        same_dtype = attention_and_grads(attention.attention_reference, queries, keys, values, grad_out,
+                                         **reference_kwargs)
+        for name, a, t, e in zip(names, kernel, same_dtype, exact):
+            assert max_error(a, e) <= 2 * max_error(t, e) + floor, \
+                f"{name}: kernel error {max_error(a, e):.3g}, PyTorch {queries.dtype} error {max_error(t, e):.3g}"
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Attention on the CPU (interpreter) or GPU: small shapes with every awkward length.
+# ----------------------------------------------------------------------------------------------------------------------
+
+# Every head dim × every awkward length × causal or not in fp32: 1 token (the softmax is exactly 1), 7 (shorter than a
+# tile), 65 (one past a tile boundary), 130 (several tiles and a partial one; the causal diagonal crosses tiles).
+SHAPES_FP32 = [(1, 2, n, d, causal, torch.float32) for n in (1, 7, 65, 130) for d in (16, 32, 64, 128)
+               for causal in (True, False)]
+SHAPES_FP16 = [(1, 2, 65, 16, False, torch.float16), (2, 1, 130, 64, True, torch.float16),
+               (1, 1, 7, 128, True, torch.float16), (1, 1, 130, 32, False, torch.float16)]
+
+
+@pytest.mark.parametrize("batch,heads,seq_len,head_dim,causal,dtype", SHAPES_FP32 + SHAPES_FP16)
+def test_attention_forward_and_gradients_match_float64_reference(batch, heads, seq_len, head_dim, causal, dtype):
+    queries, keys, values = random_qkv(batch, heads, seq_len, head_dim, dtype)
+    grad_out = torch.randn(batch, heads, seq_len, head_dim, generator=torch.Generator().manual_seed(1)).to(DEVICE)
+    check_attention(queries, keys, values, grad_out, causal)
+
+
+def test_attention_accepts_non_contiguous_inputs_and_grads():
+    # How a model produces them: one packed projection split into heads, (batch, tokens, 3, heads, dim) permuted.
+    batch, heads, seq_len, head_dim = 2, 2, 37, 32
+    packed = torch.randn(batch, seq_len, 3, heads, head_dim, generator=torch.Generator().manual_seed(2)).to(DEVICE)
+    queries, keys, values = packed.permute(2, 0, 3, 1, 4).unbind(0)
+    assert not queries.is_contiguous()
+    grad_out = torch.randn(batch, seq_len, heads, head_dim).to(DEVICE).transpose(1, 2)  # non-contiguous too
+    check_attention(queries, keys, values, grad_out, causal=True)
+
+
+def test_attention_custom_scale():
+    queries, keys, values = random_qkv(1, 1, 20, 16, torch.float32, seed=3)
+    grad_out = torch.randn_like(queries)
+    check_attention(queries, keys, values, grad_out, causal=False, scale=0.3)
+
+
+@pytest.mark.parametrize("causal,dropout_p,seq_len", [(True, 0.3, 37), (False, 0.5, 50)])
+def test_attention_dropout_matches_reference_with_the_same_mask(causal, dropout_p, seq_len):
+    # The kernel never stores its mask; the forward and both backward kernels regenerate it from (seed, position).
+    # If any of them drew a different mask, the output or a gradient would disagree with the reference.
+    queries, keys, values = random_qkv(2, 2, seq_len, 16, torch.float32, seed=4)
+    grad_out = torch.randn_like(queries)
+    check_attention(queries, keys, values, grad_out, causal, dropout_p=dropout_p, seed=1234)
+
+
+def test_dropout_mask_is_reproducible_and_keeps_the_right_fraction():
+    batch, heads, seq_len, p = 2, 3, 64, 0.25
+    first = attention.attention_dropout_mask(batch, heads, seq_len, p, seed=7, device=DEVICE)
+    again = attention.attention_dropout_mask(batch, heads, seq_len, p, seed=7, device=DEVICE)
+    other = attention.attention_dropout_mask(batch, heads, seq_len, p, seed=8, device=DEVICE)
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other)
+    # Kept with probability 1 - p, independently: the count over n = 24576 draws has standard deviation
+    # sqrt(n p (1-p)) ≈ 68, so 5 standard deviations (a 1-in-3-million false alarm) is the bound.
+    n = first.numel()
+    assert abs(first.sum().item() - n * (1 - p)) <= 5 * (n * p * (1 - p)) ** 0.5
+    # Different heads get different masks (the head index is part of the random stream's offset).
+    assert not torch.equal(first[0, 0], first[0, 1])
+
+
+def test_attention_future_tokens_do_not_change_past_outputs():
+    queries, keys, values = random_qkv(1, 2, 40, 32, torch.float32, seed=5)
+    changed_keys, changed_values = keys.clone(), values.clone()
+    changed_keys[:, :, 25:] += 3.0
+    changed_values[:, :, 25:] -= 2.0
+    before = attention.flash_attention(queries, keys, values, causal=True)
+    after = attention.flash_attention(queries, changed_keys, changed_values, causal=True)
+    assert torch.equal(before[:, :, :25], after[:, :, :25])  # bit-identical: the masked keys are never read
+    assert not torch.allclose(before[:, :, 25:], after[:, :, 25:])
+
+
+def test_attention_backward_is_deterministic():
+    # No atomics: every gradient row has exactly one writer, so two runs agree to the bit.
+    queries, keys, values = random_qkv(1, 2, 70, 32, torch.float16, seed=6)
+    grad_out = torch.randn_like(queries)
+    first = attention_and_grads(attention.flash_attention, queries, keys, values, grad_out, causal=True)
+    second = attention_and_grads(attention.flash_attention, queries, keys, values, grad_out, causal=True)
+    for a, b in zip(first, second):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("make_inputs,message", [
+    (lambda: random_qkv(1, 1, 8, 24, torch.float32), "head_dim"),
+    (lambda: [torch.randn(1, 1, 8, 16, device=DEVICE), torch.randn(1, 1, 9, 16, device=DEVICE),
+              torch.randn(1, 1, 9, 16, device=DEVICE)], "same shape"),
+    (lambda: random_qkv(1, 1, 8, 16, torch.float64), "dtype"),
+    (lambda: [torch.randn(8, 16, device=DEVICE)] * 3, "4-D"),
+])
+def test_attention_rejects_bad_inputs_with_a_clear_message(make_inputs, message):
+    with pytest.raises(ValueError, match=message):
+        attention.flash_attention(*make_inputs())
+
+
+def test_attention_rejects_dropout_of_one():
+    with pytest.raises(ValueError, match="dropout_p"):
+        attention.flash_attention(*random_qkv(1, 1, 8, 16, torch.float32), dropout_p=1.0)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# LayerNorm.
+# ----------------------------------------------------------------------------------------------------------------------
+
+def check_layer_norm(x, weight, bias, eps=1e-5):
+    grad_y = torch.randn(x.shape, generator=torch.Generator().manual_seed(11)).to(device=x.device, dtype=x.dtype)
+    leaves = [t.detach().clone().requires_grad_() for t in (x, weight, bias)]
+    y = layernorm.layer_norm(*leaves, eps=eps)
+    kernel = (y, *torch.autograd.grad(y, leaves, grad_y))
+    leaves64 = [t.detach().double().requires_grad_() for t in (x, weight, bias)]
+    y64 = layernorm.layer_norm_reference(*leaves64, eps=eps)
+    exact = (y64, *torch.autograd.grad(y64, leaves64, grad_y.double()))
+    assert kernel[0].dtype == x.dtype and kernel[0].shape == x.shape
+    rows = x.numel() // x.shape[-1]
+    for name, a, e in zip(("y", "dx", "dweight", "dbias"), kernel, exact):
+        if name in ("y", "dx") and x.dtype != torch.float32:
+            unit = 2.0 ** -11 if x.dtype == torch.float16 else 2.0 ** -8  # one rounding of the output
+            tolerance = 2 * unit * e.abs() + 1e-3 * unit
+        else:
+            # fp32 throughout (dweight/dbias are fp32 sums over the rows, each term rounded in fp32)
+            tolerance = FP32_TOL * max(1.0, rows ** 0.5) * (1.0 + e.abs())
+        assert ((a.double() - e).abs() <= tolerance).all(), f"{name}: max error {max_error(a, e):.3g}"
+
+
+@pytest.mark.parametrize("rows,width,dtype", [
+    (3, 1, torch.float32),      # one feature: x̂ = 0, y = bias
+    (5, 7, torch.float32),
+    (37, 100, torch.float32),   # more rows than backward programs: the strided partial sums
+    (6, 1000, torch.float32),
+    (9, 100, torch.float16),
+    (4, 1000, torch.bfloat16),  # no tl.dot here, and the kernel computes in fp32: bf16 works interpreted
+])
+def test_layer_norm_forward_and_gradients_match_float64_reference(rows, width, dtype):
+    generator = torch.Generator().manual_seed(rows * width)
+    x = (torch.randn(rows, width, generator=generator) * 3 + 1).to(DEVICE, dtype)
+    weight = torch.randn(width, generator=generator).to(DEVICE)
+    bias = torch.randn(width, generator=generator).to(DEVICE)
+    check_layer_norm(x, weight, bias)
+
+
+def test_layer_norm_takes_any_leading_shape_and_strides():
+    x = torch.randn(2, 64, 5, generator=torch.Generator().manual_seed(12)).to(DEVICE).transpose(1, 2)  # (2, 5, 64)
+    assert not x.is_contiguous()
+    check_layer_norm(x, torch.randn(64).to(DEVICE), torch.randn(64).to(DEVICE), eps=1e-3)
+
+
+def test_triton_layer_norm_module_is_a_drop_in_for_the_model_layer_norm():
+    model = load_impl("minigpt.model")
+    ours = layernorm.TritonLayerNorm(48).to(DEVICE)
+    theirs = model.LayerNorm(48, impl="torch").to(DEVICE)
+    with torch.no_grad():
+        theirs.scale.copy_(torch.randn(48))
+        theirs.shift.copy_(torch.randn(48))
+    ours.load_state_dict(theirs.state_dict())  # same parameter names: scale, shift
+    assert ours.eps == theirs.eps == 1e-5
+    x = torch.randn(3, 4, 48, device=DEVICE)
+    torch.testing.assert_close(ours(x), theirs(x), atol=1e-5, rtol=1e-5)  # both fp32 normalisations of O(1) values
+
+
+def test_layer_norm_rejects_bad_inputs_with_a_clear_message():
+    with pytest.raises(ValueError, match="64|65536"):
+        layernorm.layer_norm(torch.randn(2, 20000, device=DEVICE), torch.ones(20000, device=DEVICE),
+                             torch.zeros(20000, device=DEVICE))  # 80 KB rows of fp32
+    with pytest.raises(ValueError, match="shape"):
+        layernorm.layer_norm(torch.randn(2, 8, device=DEVICE), torch.ones(7, device=DEVICE),
+                             torch.zeros(8, device=DEVICE))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The kernels inside GPTModel.
+# ----------------------------------------------------------------------------------------------------------------------
+
+def test_gpt_model_with_triton_kernels_matches_torch_implementation():
+    model_module = load_impl("minigpt.model")
+    torch.manual_seed(0)
+    reference = model_module.GPTModel(model_module.GPTConfig.preset(
+        "tiny", attention_impl="torch", layernorm_impl="torch", n_layers=2)).to(DEVICE).eval()
+    triton_model = model_module.GPTModel(model_module.GPTConfig.preset(
+        "tiny", attention_impl="triton", layernorm_impl="triton", n_layers=2)).to(DEVICE).eval()
+    triton_model.load_state_dict(reference.state_dict())
+    tokens = torch.randint(0, reference.cfg.vocab_size, (2, 45), generator=torch.Generator().manual_seed(1))
+    tokens = tokens.to(DEVICE)
+    with torch.no_grad():
+        expected = reference(tokens)
+        actual = triton_model(tokens)
+    # fp32 end to end; logits of size ~1 after two blocks: differences are fp32 rounding, 1e-4 leaves 100x room
+    # on a GPU too (where SDPA may pick a different fp32 algorithm).
+    torch.testing.assert_close(actual, expected, atol=1e-4, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# GPU only: bf16 and realistic sizes, against SDPA and F.layer_norm.
+# ----------------------------------------------------------------------------------------------------------------------
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("head_dim", [64, 128])
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_gpu_attention_large_matches_sdpa(head_dim, causal, dtype):
+    # B2 H8 N2048: the kernels' autotuned tiles, many programs, the causal block skipping at scale. The float64
+    # reference would need 0.5 GB of scores, so the oracle here is SDPA's math backend in fp32 (exact fp32 products,
+    # no TF32), and the error bar is that of SDPA's own flash kernel in the same low precision.
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    import torch.nn.functional as F
+    queries, keys, values = random_qkv(2, 8, 2048, head_dim, dtype, device="cuda")
+    grad_out = torch.randn_like(queries)
+    kernel = attention_and_grads(attention.flash_attention, queries, keys, values, grad_out, causal=causal)
+    with sdpa_kernel(SDPBackend.MATH):
+        exact = attention_and_grads(F.scaled_dot_product_attention, queries.float(), keys.float(), values.float(),
+                                    grad_out, is_causal=causal)
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]):
+        sdpa = attention_and_grads(F.scaled_dot_product_attention, queries, keys, values, grad_out, is_causal=causal)
+    for name, a, s, e in zip(("output", "dQ", "dK", "dV"), kernel, sdpa, exact):
+        assert max_error(a, e) <= 2 * max_error(s, e) + 1e-3, \
+            f"{name}: kernel error {max_error(a, e):.3g}, SDPA error {max_error(s, e):.3g}"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("seq_len", [1, 7, 65, 130, 1000, 1023])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_gpu_attention_odd_lengths_match_float64_reference(seq_len, dtype):
+    for head_dim, causal in ((16, True), (32, False), (64, True), (128, False)):
+        queries, keys, values = random_qkv(2, 3, seq_len, head_dim, dtype, device="cuda", seed=seq_len)
+        grad_out = torch.randn_like(queries)
+        check_attention(queries, keys, values, grad_out, causal, floor=2e-3 if dtype == torch.bfloat16 else 1e-4)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_gpu_attention_dropout_matches_reference_with_the_same_mask(dtype):
+    queries, keys, values = random_qkv(2, 4, 300, 64, dtype, device="cuda", seed=9)
+    grad_out = torch.randn_like(queries)
+    check_attention(queries, keys, values, grad_out, causal=True, dropout_p=0.2, seed=99,
+                    floor=2e-3 if dtype == torch.bfloat16 else 1e-4)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("width", [768, 1600, 4096, 8192, 32768])
+def test_gpu_layer_norm_bf16_matches_f_layer_norm(width):
+    import torch.nn.functional as F
+    rows = 4096 if width <= 8192 else 256
+    generator = torch.Generator().manual_seed(width)
+    x = (torch.randn(rows, width, generator=generator) * 2 + 0.5).to("cuda", torch.bfloat16)
+    weight = torch.randn(width, generator=generator).to("cuda")
+    bias = torch.randn(width, generator=generator).to("cuda")
+    grad_y = torch.randn_like(x)
+    leaves = [t.detach().clone().requires_grad_() for t in (x, weight, bias)]
+    y = layernorm.layer_norm(*leaves)
+    kernel = (y, *torch.autograd.grad(y, leaves, grad_y))
+    leaves32 = [t.detach().float().requires_grad_() for t in (x, weight, bias)]
+    y32 = F.layer_norm(leaves32[0], (width,), leaves32[1], leaves32[2])
+    exact = (y32, *torch.autograd.grad(y32, leaves32, grad_y.float()))
+    leaves_bf16 = [x.detach().clone().requires_grad_(), *(t.detach().clone().requires_grad_() for t in leaves[1:])]
+    y_torch = F.layer_norm(leaves_bf16[0], (width,), leaves_bf16[1].bfloat16(), leaves_bf16[2].bfloat16())
+    torch_bf16 = (y_torch, *torch.autograd.grad(y_torch, leaves_bf16, grad_y))
+    for name, a, t, e in zip(("y", "dx", "dweight", "dbias"), kernel, torch_bf16, exact):
+        assert max_error(a, e) <= 2 * max_error(t, e) + 1e-3 * e.abs().max().item(), \
+            f"{name}: kernel error {max_error(a, e):.3g}, F.layer_norm bf16 error {max_error(t, e):.3g}"
