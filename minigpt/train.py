@@ -558,7 +558,8 @@ def sample_text(model: nn.Module, tokenizer, prompt: str, max_new_tokens: int, t
     net.eval()
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), torch.no_grad():
-        out = _generate(net, idx, max_new_tokens, temperature, top_k, seed, _eos_id(tokenizer))
+        out = generate(net, idx, max_new_tokens, context_size=net.cfg.context_length, temperature=temperature,
+                       top_k=top_k, eos_id=_eos_id(tokenizer), seed=seed)
     net.train(was_training)
     vocab = getattr(tokenizer, "n_vocab", None)
     # A padded vocabulary (50,304) has ids no tokenizer knows; an untrained model may pick them.
@@ -568,11 +569,6 @@ def sample_text(model: nn.Module, tokenizer, prompt: str, max_new_tokens: int, t
 
 def _eos_id(tokenizer) -> int | None:
     return getattr(tokenizer, "eot_token", None)
-
-
-def _generate(model, idx, max_new_tokens, temperature, top_k, seed, eos_id):
-    return generate(model, idx, max_new_tokens, context_size=model.cfg.context_length, temperature=temperature,
-                    top_k=top_k, eos_id=eos_id, seed=seed)
 
 
 # --------------------------------------------------------------------------------------------- plot
@@ -591,6 +587,11 @@ def plot_losses(history: dict, path: str | os.PathLike, title: str = "") -> Path
         ax.plot(history["step"][width - 1:], smooth, color="tab:blue", lw=2, label=f"train (mean of {width})")
     if history["val_step"]:
         ax.plot(history["val_step"], history["val_loss"], "o-", color="tab:orange", lw=2, label="validation")
+        best = int(np.argmin(history["val_loss"]))
+        if best != len(history["val_loss"]) - 1:
+            # Validation loss went back up after this point: the model started to memorise its training text.
+            ax.axvline(history["val_step"][best], color="tab:red", ls=":", lw=1.5,
+                       label=f"lowest validation loss (step {history['val_step'][best]}): overfitting after it")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("cross-entropy loss (nats per token)")
     ax.set_title(title or "Loss curves")

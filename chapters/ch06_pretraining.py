@@ -1,0 +1,294 @@
+"""Chapter 6: pretrain a GPT from random weights, then let it write.
+
+    python chapters/ch06_pretraining.py                    # tiny GPT on the bundled stories, CPU, about 3 minutes
+    python chapters/ch06_pretraining.py --data DIR         # token shards from `python -m minigpt.data prepare`
+    python chapters/ch06_pretraining.py --mix "dirA:0.8,dirB:0.2"    # several shard folders, mixed
+    python chapters/ch06_pretraining.py --resume out/ch06/ckpt.pt --steps 400   # continue a run exactly
+    python chapters/ch06_pretraining.py --preset gpt2-124m --bench-steps 30    # time training steps (GPU)
+    torchrun --nproc_per_node=2 chapters/ch06_pretraining.py --data DIR        # DistributedDataParallel
+
+The loop itself is minigpt/train.py; this script chooses the model, the data and the settings, and reports.
+"""
+import argparse
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing
+
+import torch
+import torch.distributed as dist
+
+from minigpt.data import GPTDataset, MixedDataset, ShardDataset, join_documents, load_stories, split_ids, STORIES_DIR
+from minigpt.generate import generate
+from minigpt.model import GPTConfig, GPTModel, count_parameters
+from minigpt.tokenizer import gpt2_tiktoken_encoding
+from minigpt.train import (TrainConfig, WindowBatches, benchmark, fixed_batches, flops_per_token,
+                           load_checkpoint, model_from_checkpoint, setup_distributed, train)
+
+# Each preset: the model, and the training settings that suit it. Command-line options override them.
+PRESETS = {
+    # 4 layers, width 128, GPT-2's vocabulary, output head tied to the token embedding (half the parameters,
+    # and twice as fast on a CPU, where the 50,257-wide head and its optimizer state dominate).
+    "tiny": dict(model=dict(base="tiny", context_length=128, tie_weights=True, drop_rate=0.1),
+                 batch_size=8, steps=200, grad_accum=1, lr=1e-3, min_lr=1e-4, warmup=20, weight_decay=0.1,
+                 eval_every=20, sample_every=100, checkpoint_every=100, compile=False),
+    # GPT-2 small (124M parameters tied) as nanoGPT trains it: vocabulary padded from 50,257 to 50,304
+    # (a multiple of 64, so the head's matmul tiles evenly), no dropout, 16 x 1024 tokens per micro-batch,
+    # 32 micro-batches per step = 524,288 tokens, 19,073 steps = 10B tokens.
+    "gpt2-124m": dict(model=dict(base="gpt2-small", vocab_size=50304, tie_weights=True, drop_rate=0.0),
+                      batch_size=16, steps=19073, grad_accum=32, lr=6e-4, min_lr=6e-5, warmup=700,
+                      weight_decay=0.1, eval_every=250, sample_every=1000, checkpoint_every=1000, compile=True),
+}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=sorted(PRESETS), default="tiny", help="model and settings (default tiny)")
+    data = p.add_argument_group("data (default: the bundled stories in data/stories)")
+    data.add_argument("--stories", default=str(STORIES_DIR), help="folder of .txt files to train on")
+    data.add_argument("--val-fraction", type=float, default=0.1, help="share of the stories' tokens held out")
+    data.add_argument("--data", help="folder of token shards (train_*.bin, val_*.bin) from `python -m minigpt.data "
+                                     "prepare`")
+    data.add_argument("--mix", help='several shard folders with weights, e.g. "dirA:0.8,dirB:0.2"')
+    model = p.add_argument_group("model")
+    model.add_argument("--context", type=int, help="tokens per training window (context length)")
+    model.add_argument("--dropout", type=float, help="dropout rate")
+    model.add_argument("--attention", choices=("auto", "ch3", "torch", "triton"), default="auto",
+                       help="attention implementation (auto: chapter 5's Triton kernel on CUDA, else torch SDPA)")
+    model.add_argument("--layernorm", choices=("auto", "formula", "torch", "triton"), default="auto",
+                       help="LayerNorm implementation (auto: Triton on CUDA, else torch)")
+    train_opts = p.add_argument_group("training (defaults come from the preset)")
+    train_opts.add_argument("--steps", type=int, help="optimizer steps")
+    train_opts.add_argument("--batch-size", type=int, help="windows per micro-batch (per GPU under torchrun)")
+    train_opts.add_argument("--grad-accum", type=int, help="micro-batches per optimizer step")
+    train_opts.add_argument("--lr", type=float, help="peak learning rate")
+    train_opts.add_argument("--min-lr", type=float, help="learning rate at the end of the cosine decay")
+    train_opts.add_argument("--warmup", type=int, help="warmup steps")
+    train_opts.add_argument("--weight-decay", type=float)
+    train_opts.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0: off)")
+    train_opts.add_argument("--eval-every", type=int)
+    train_opts.add_argument("--eval-batches", type=int, default=20)
+    train_opts.add_argument("--sample-every", type=int)
+    train_opts.add_argument("--checkpoint-every", type=int)
+    train_opts.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                            help="torch.compile the model (falls back to eager if it fails)")
+    train_opts.add_argument("--dtype", choices=("auto", "bfloat16", "float32"), default="auto",
+                            help="auto: bf16 autocast on a GPU that has it, fp32 elsewhere")
+    train_opts.add_argument("--resume", help="checkpoint to continue from (its model, data and settings are used; "
+                                             "--steps may extend the run)")
+    train_opts.add_argument("--bench-steps", type=int, help="only time this many training steps on random tokens")
+    gen = p.add_argument_group("generation")
+    gen.add_argument("--prompt", default="Once upon a time")
+    gen.add_argument("--max-new-tokens", type=int, default=60)
+    gen.add_argument("--temperature", type=float, default=0.8, help="for the final sample (0: greedy)")
+    gen.add_argument("--top-k", type=int, default=40)
+    p.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu or cuda")
+    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--out", default="out/ch06", help="folder for the checkpoint and the loss plot")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p.parse_args(argv)
+
+
+def resolve(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill every option left unset from the preset."""
+    preset = PRESETS[args.preset]
+    for name, key in [("steps", "steps"), ("batch_size", "batch_size"), ("grad_accum", "grad_accum"), ("lr", "lr"),
+                      ("min_lr", "min_lr"), ("warmup", "warmup"), ("weight_decay", "weight_decay"),
+                      ("eval_every", "eval_every"), ("sample_every", "sample_every"),
+                      ("checkpoint_every", "checkpoint_every"), ("compile", "compile")]:
+        if getattr(args, name) is None:
+            setattr(args, name, preset[key])
+    return args
+
+
+def model_config(args: argparse.Namespace, device: torch.device, say) -> GPTConfig:
+    overrides = dict(PRESETS[args.preset]["model"])
+    base = overrides.pop("base")
+    if args.context is not None:
+        overrides["context_length"] = args.context
+    if args.dropout is not None:
+        overrides["drop_rate"] = args.dropout
+    triton_ok = device.type == "cuda" and _has_triton()
+    for option, field in (("attention", "attention_impl"), ("layernorm", "layernorm_impl")):
+        choice = getattr(args, option)
+        if choice == "auto":
+            choice = "triton" if triton_ok else "torch"
+            why = "chapter 5's Triton kernel (CUDA)" if triton_ok else \
+                "torch's fused kernel (the Triton kernels need CUDA)"
+            say(f"{option}: {choice}, {why}")
+        overrides[field] = choice
+    return GPTConfig.preset(base, **overrides)
+
+
+def _has_triton() -> bool:
+    try:
+        import triton  # noqa: F401
+        import kernels.attention  # noqa: F401
+        import kernels.layernorm  # noqa: F401
+    except Exception:   # noqa: BLE001 - any import problem means "use torch's kernels"
+        return False
+    return True
+
+
+def build_data(args, tokenizer, context: int, rank: int, world_size: int, say):
+    """(train batches, validation batches, description) for the stories, one shard folder, or a mixture."""
+    per_rank = args.batch_size
+    if args.mix or args.data:
+        if args.mix:
+            weights = {}
+            for part in args.mix.split(","):
+                folder, _, weight = part.rpartition(":")
+                if not folder or not weight:
+                    raise SystemExit(f'--mix expects "folderA:weight,folderB:weight", got {args.mix!r}')
+                weights[folder] = float(weight)
+        else:
+            weights = {args.data: 1.0}
+        sources = {folder: ShardDataset(folder, "train", context, seed=args.seed + i, rank=rank,
+                                        world_size=world_size) for i, folder in enumerate(weights)}
+        source = sources[args.data] if args.data and not args.mix else MixedDataset(
+            sources, weights, seed=args.seed, rank=rank, world_size=world_size)
+        val = []
+        for folder in weights:
+            try:
+                val += fixed_batches(ShardDataset(folder, "val", context), per_rank,
+                                     max(1, args.eval_batches // len(weights)))
+            except (FileNotFoundError, ValueError) as e:
+                say(f"no validation windows from {folder} ({e})")
+        total = sum(s.num_windows for s in sources.values())
+        text = (f"{total:,} training windows of {context} tokens from "
+                + ", ".join(f"{f} ({100 * w / sum(weights.values()):.0f}%)" for f, w in weights.items()))
+        return WindowBatches(source, per_rank), val or None, text
+
+    stories = load_stories(args.stories)
+    ids = join_documents(stories, tokenizer)
+    train_ids, val_ids = split_ids(ids, args.val_fraction)
+    # Windows that tile the text (stride = context): one epoch shows every training token once.
+    train_set = GPTDataset(train_ids, context, context)
+    if len(train_set) < per_rank * world_size:
+        raise SystemExit(f"{len(train_set)} training windows cannot fill a batch of {per_rank} on {world_size} "
+                         f"process(es); use a smaller --batch-size or --context")
+    val_set = GPTDataset(val_ids, context, context) if len(val_ids) > context else None
+    if val_set is None:
+        say(f"the held-out text ({len(val_ids)} tokens) is shorter than one window: no validation loss")
+    steps_per_epoch = len(train_set) // (per_rank * world_size * args.grad_accum)
+    text = (f"{len(stories)} stories from {args.stories}: {len(ids):,} tokens, {len(train_ids):,} for training "
+            f"({len(train_set)} windows of {context}, {max(steps_per_epoch, 1)} steps per epoch), the last "
+            f"{len(val_ids):,} held out for validation")
+    val = fixed_batches(val_set, per_rank, args.eval_batches) if val_set is not None else None
+    return WindowBatches(train_set, per_rank, seed=args.seed, rank=rank, world_size=world_size), val, text
+
+
+def main(argv=None) -> None:
+    started = time.perf_counter()
+    args = parse_args(argv)
+    rank, world_size, dist_device = setup_distributed()
+    master = rank == 0
+
+    def say(message: str) -> None:
+        if master:
+            print(message, flush=True)
+
+    if args.resume:
+        # The run's own settings, so that data order, model and schedule match; --steps may extend it.
+        saved = load_checkpoint(args.resume)["extra"].get("args")
+        if saved is None:
+            raise SystemExit(f"{args.resume} has no saved script arguments; it was not written by this script")
+        steps, quiet, out = args.steps, args.quiet, args.out
+        args = argparse.Namespace(**saved)
+        args.steps = steps or args.steps
+        args.quiet, args.resume = quiet, args.resume
+        args.out = out if out != "out/ch06" else args.out
+    args = resolve(args)
+    if dist_device is not None:
+        device = dist_device
+    else:
+        device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto"
+                              else args.device)
+    torch.manual_seed(args.seed)   # the same initial weights on every rank
+    tokenizer = gpt2_tiktoken_encoding()
+
+    say(f"Chapter 6: pretraining a GPT ({args.preset}) on {device}"
+        + (f", {world_size} processes (DistributedDataParallel)" if world_size > 1 else "") + ".")
+    if args.resume:
+        model = model_from_checkpoint(args.resume, device).train()
+        cfg = model.cfg
+    else:
+        cfg = model_config(args, device, say)
+        model = GPTModel(cfg).to(device)
+    n_params = count_parameters(model)
+    say(f"Model: {cfg.n_layers} layers, width {cfg.emb_dim}, {cfg.n_heads} heads, context {cfg.context_length}, "
+        f"vocabulary {cfg.vocab_size:,}, {n_params:,} parameters"
+        + (" (output head tied to the token embedding)" if cfg.tie_weights else "") + ".")
+
+    config = TrainConfig(
+        max_steps=args.steps, grad_accum_steps=args.grad_accum, learning_rate=args.lr, min_lr=args.min_lr,
+        warmup_steps=args.warmup, weight_decay=args.weight_decay, grad_clip=args.grad_clip,
+        eval_every=args.eval_every, eval_batches=args.eval_batches, sample_every=args.sample_every,
+        sample_prompt=args.prompt, sample_tokens=30, checkpoint_every=args.checkpoint_every, out_dir=args.out,
+        dtype=args.dtype, compile=args.compile, seed=args.seed, progress=not args.quiet)
+
+    if args.bench_steps:
+        say(f"Benchmark: {args.bench_steps} timed steps of batch {args.batch_size} x {cfg.context_length} random "
+            f"tokens (torch.compile {'on' if args.compile else 'off'}, dtype {args.dtype}).")
+        benchmark(model, args.batch_size, cfg.context_length, steps=args.bench_steps,
+                  warmup=min(5, args.bench_steps), config=config)
+        return
+
+    train_batches, val_batches, description = build_data(args, tokenizer, cfg.context_length, rank, world_size,
+                                                         say)
+    tokens_per_step = args.batch_size * cfg.context_length * args.grad_accum * world_size
+    say(f"Data: {description}.")
+    say(f"Training: {args.steps} steps of {tokens_per_step:,} tokens ({args.batch_size} x {cfg.context_length}"
+        f"{f' x {args.grad_accum} micro-batches' if args.grad_accum > 1 else ''}"
+        f"{f' x {world_size} processes' if world_size > 1 else ''}), AdamW with peak learning rate {args.lr:g}, "
+        f"{args.warmup} warmup steps, cosine decay to {args.min_lr:g}, weight decay {args.weight_decay:g} on "
+        f"matrices, gradient clipping at {args.grad_clip:g}.")
+    fpt = flops_per_token(model, cfg.context_length)
+    say(f"Each token costs about {fpt / 1e6:.1f} MFLOPs to train (6N + 12·L·T·d). Checkpoints go to "
+        f"{Path(args.out) / 'ckpt.pt'}.")
+
+    history = train(model, train_batches, val_batches, config, tokenizer=tokenizer, resume=args.resume,
+                    extra={"args": vars(args)})
+    if not master:
+        dist.destroy_process_group()
+        return
+
+    report(history, args)
+    say(f"\nLoading the checkpoint back (model_from_checkpoint) and continuing the prompt {args.prompt!r} with "
+        f"temperature {args.temperature}, top-k {args.top_k}:")
+    reloaded = model_from_checkpoint(history["checkpoint"], device)
+    prompt = torch.tensor([tokenizer.encode(args.prompt)], device=device)
+    out = generate(reloaded, prompt, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                   eos_id=tokenizer.eot_token, seed=args.seed)
+    say("   " + tokenizer.decode([t for t in out[0].tolist() if t < tokenizer.n_vocab]).replace("\n", "\n   "))
+    say(f"\nLoss curves: {Path(args.out) / 'loss.png'}. Wall time {time.perf_counter() - started:.0f} s.")
+    if world_size > 1:
+        dist.destroy_process_group()
+
+
+def report(history: dict, args: argparse.Namespace) -> None:
+    """Final numbers, and an honest word about overfitting when the validation loss says so."""
+    train_loss = history["train_loss"][-1]
+    print(f"\nAfter {history['step'][-1]} steps ({history['tokens'][-1]:,} tokens): training loss {train_loss:.3f}",
+          end="")
+    if not history["val_loss"]:
+        print(".")
+        return
+    val_losses = history["val_loss"]
+    best = min(range(len(val_losses)), key=val_losses.__getitem__)
+    final = val_losses[-1]
+    print(f", validation loss {final:.3f} (lowest {val_losses[best]:.3f} at step {history['val_step'][best]}).")
+    if final - val_losses[best] > 0.05 or final - train_loss > 1.0:
+        print(f"The model is overfitting: the training loss kept falling while the validation loss "
+              f"{'rose from its lowest point' if final - val_losses[best] > 0.05 else 'stayed far above it'}. "
+              f"It is memorising the training text rather than learning language in general: "
+              f"{'a few stories are' if not (args.data or args.mix) else 'this data is'} far too little text for "
+              f"{'a model with millions of parameters' if not (args.data or args.mix) else 'this many steps'}. "
+              f"The plot marks the lowest validation loss. More text (--data, see data/prepare_tinystories.py), "
+              f"fewer steps or more dropout would help.")
+
+
+if __name__ == "__main__":
+    main()
