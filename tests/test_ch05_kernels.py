@@ -329,3 +329,20 @@ def test_gpu_layer_norm_bf16_matches_f_layer_norm(width):
     for name, a, t, e in zip(("y", "dx", "dweight", "dbias"), kernel, torch_bf16, exact):
         assert max_error(a, e) <= 2 * max_error(t, e) + 1e-3 * e.abs().max().item(), \
             f"{name}: kernel error {max_error(a, e):.3g}, F.layer_norm bf16 error {max_error(t, e):.3g}"
+
+
+@pytest.mark.slow
+def test_benchmark_dry_run_writes_tables_plots_and_results(tmp_path, capsys):
+    # The benchmark is meant for a GPU; its --dry-run runs every code path at toy sizes (interpreted on a CPU), so a
+    # broken table, plot or model call is caught here rather than during scarce GPU time.
+    import json
+
+    from kernels import bench
+    bench.main(["--dry-run", "--out", str(tmp_path)])
+    results = json.loads((tmp_path / "results_dry_run.json").read_text())
+    assert {r["provider"] for r in results["attention"]} >= {"triton"}
+    assert all(r["fwd"] and r["fwd+bwd"] for r in results["attention"] if r["provider"] == "triton")
+    assert [(r["attention"], r["layernorm"]) for r in results["gpt2_step"]][-1] == ("triton", "triton")
+    assert (tmp_path / "attention_tflops.png").stat().st_size > 0
+    assert (tmp_path / "layernorm_gbps.png").stat().st_size > 0
+    assert "| D | causal | N | triton |" in capsys.readouterr().out
