@@ -18,9 +18,11 @@ Read it in this order:
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import heapq
 import json
+import operator
 import os
 import tempfile
 from collections import Counter, defaultdict
@@ -289,12 +291,13 @@ class BPETokenizer:
         self.special_tokens = dict(special_tokens)
         self._bytes_of = dict(enumerate(vocab))
         self._bytes_of.update((i, text.encode("utf-8")) for text, i in special_tokens.items())
+        self._vocab_size = max(self._bytes_of) + 1
         self._cache = _ChunkCache(self._encode_chunk)
 
     @property
     def vocab_size(self) -> int:
         """Number of token ids, special tokens included (like tiktoken's n_vocab)."""
-        return max(self._bytes_of) + 1
+        return self._vocab_size
 
     @property
     def merges(self) -> dict[tuple[int, int], int]:
@@ -401,7 +404,7 @@ class BPETokenizer:
         else:
             disallowed = set(_string_set(disallowed_special, "disallowed_special"))
         if disallowed:
-            if found := _special_regex(disallowed).search(text):
+            if found := _special_regex(frozenset(disallowed)).search(text):
                 token = found.group()
                 raise ValueError(
                     f"the text contains the special token {token!r}, which is disallowed. To encode it as the "
@@ -411,7 +414,7 @@ class BPETokenizer:
             return self.encode_ordinary(text)
         ids = []
         # split with a capture group alternates ordinary text (even positions) and special tokens (odd positions)
-        for k, piece in enumerate(_special_regex(allowed).split(text)):
+        for k, piece in enumerate(_special_regex(frozenset(allowed)).split(text)):
             if k % 2:
                 ids.append(self.special_tokens[piece])
             elif piece:
@@ -426,8 +429,15 @@ class BPETokenizer:
         try:
             return b"".join(map(self._bytes_of.__getitem__, ids))
         except (KeyError, TypeError):
-            bad = next(i for i in ids if not isinstance(i, int) or i not in self._bytes_of)
-            raise ValueError(f"{bad!r} is not a token id of this tokenizer (ids are 0..{self.vocab_size - 1})") from None
+            pass
+        for k, i in enumerate(ids):  # slow path: integers of other types (a 0-d tensor), or an error to report
+            try:
+                ids[k] = operator.index(i)
+            except TypeError:
+                raise ValueError(f"token ids must be integers, got {i!r}") from None
+            if ids[k] not in self._bytes_of:
+                raise ValueError(f"{i!r} is not a token id of this tokenizer (ids are 0..{self.vocab_size - 1})")
+        return b"".join(map(self._bytes_of.__getitem__, ids))
 
     def decode(self, ids: Iterable[int]) -> str:
         """The text of the ids; bytes that are not valid UTF-8 (a token sequence cut inside a character) become U+FFFD."""
@@ -503,7 +513,8 @@ def _string_set(value, name: str) -> Collection[str]:
     return value
 
 
-def _special_regex(specials: Collection[str]) -> regex.Pattern:
+@functools.lru_cache(maxsize=64)
+def _special_regex(specials: frozenset[str]) -> regex.Pattern:
     # Longest first, so that a special token that starts with another one wins.
     return regex.compile("(" + "|".join(regex.escape(s) for s in sorted(specials, key=len, reverse=True)) + ")")
 
@@ -577,7 +588,7 @@ def gpt2_tiktoken_encoding(path: str | Path = GPT2_RANKS_PATH):
 # ---------------------------------------------------------------------------------------------------------------
 # Benchmark: `python -m minigpt.tokenizer --bench`. Not a test: timings depend on the machine and its load.
 
-def _stdlib_corpus(n_bytes: int) -> tuple[list[str], list[str]]:
+def stdlib_corpus(n_bytes: int) -> tuple[list[str], list[str]]:
     """Documents: up to n_bytes/2 of English and of Python code, from the standard library that every Python ships.
 
     English: pydoc's help topics (the language reference) and the docstrings pydoc shows; code: the sources.
@@ -655,7 +666,7 @@ def benchmark(megabytes: float = 5.0, vocab_size: int = 16_384, naive_kilobytes:
     import time
     from importlib.metadata import version
 
-    english_documents, code_documents = _stdlib_corpus(int(megabytes * 1e6))
+    english_documents, code_documents = stdlib_corpus(int(megabytes * 1e6))
     english, code = "\n\n".join(english_documents), "\n\n".join(code_documents)
     mixed = english + "\n\n" + code
     rows = []

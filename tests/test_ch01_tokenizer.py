@@ -12,6 +12,7 @@ import sysconfig
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import regex
 import tiktoken
@@ -256,6 +257,9 @@ def test_bad_arguments_get_clear_errors(gpt2):
         gpt2.decode([1, 50257])
     with pytest.raises(ValueError, match="not a token id"):
         gpt2.decode([-1])
+    with pytest.raises(ValueError, match="integers"):
+        gpt2.decode(["15496"])
+    assert gpt2.decode(np.array([15496, 995])) == "Hello world"  # any integer type will do
     with pytest.raises(ValueError, match="vocab_size"):
         tok.BPETokenizer().train("some text", 255)
 
