@@ -178,7 +178,8 @@ def show_reading(model: GPTClassifier, text: str, encoding) -> None:
     model.eval()
     with torch.no_grad():
         probs = torch.softmax(model.gpt(torch.tensor([ids], device=device)).float(), dim=-1)[0, :, 1]
-    print(f"Reading one test message token by token (spam probability after each token):")
+    print("Reading one test message token by token: the spam probability at each position. Position t has seen")
+    print("tokens 0..t only; training taught the last position, so only its answer is reliable:")
     print("  " + " ".join(f"{encoding.decode([i])!r}:{p:.2f}" for i, p in zip(ids, probs.tolist())))
 
 
@@ -220,6 +221,8 @@ def main() -> None:
     print(f"Strategy {args.strategy!r} with {args.pooling!r} pooling: {trainable:,} of {total:,} parameters train.")
 
     encoding = gpt2_tiktoken_encoding()
+    if gpt.cfg.vocab_size < encoding.n_vocab:
+        sys.exit(f"error: the model knows {gpt.cfg.vocab_size:,} token ids, GPT-2's tokenizer uses {encoding.n_vocab:,}")
     encode = lambda text: encoding.encode(text, disallowed_special=())  # "<|endoftext|>" in a message is just text
     longest = max(len(encode(text)) for _, text in train)
     max_length = args.max_length or min(longest, gpt.cfg.context_length)

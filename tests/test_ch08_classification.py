@@ -1,0 +1,438 @@
+"""Chapter 8: reading and balancing the SMS data, padding, pooling, LoRA, training strategies, save/load.
+
+Models here are tiny (a vocabulary of 64 ids, 2 layers of width 32) so the whole file runs in seconds on a CPU;
+the classifier does not care how large the GPT under it is.
+"""
+import random
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+from minigpt.model import GPTConfig, GPTModel
+from tests._impl import load_impl
+
+clf = load_impl("minigpt.classify")
+lora = load_impl("minigpt.lora")
+
+BUNDLED = Path(__file__).resolve().parent.parent / "data" / "sms"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Models this small train several times faster on one thread than on two that the OS has to share.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_config(**overrides) -> GPTConfig:
+    settings = dict(vocab_size=64, context_length=32, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.0)
+    return GPTConfig(**{**settings, **overrides})
+
+
+def tiny_classifier(pooling="last", seed=0, **overrides):
+    torch.manual_seed(seed)
+    return clf.GPTClassifier(GPTModel(tiny_config(**overrides)), num_classes=2, pooling=pooling).eval()
+
+
+def write(tmp_path, text, name="sms.tsv"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------------------------------- the UCI file
+
+
+def test_reads_uci_lines_and_splits_on_the_first_tab_only(tmp_path):
+    path = write(tmp_path, "ham\tSee you at 8\nspam\tWIN £100\tnow!\n\nham\tok\r\n")
+    assert clf.read_sms_file(path) == [("ham", "See you at 8"), ("spam", "WIN £100\tnow!"), ("ham", "ok")]
+
+
+def test_header_line_is_skipped_with_a_warning(tmp_path):
+    path = write(tmp_path, "label\ttext\nham\thello there\nspam\tfree prize\n")
+    with pytest.warns(UserWarning, match="header"):
+        examples = clf.read_sms_file(path)
+    assert examples == [("ham", "hello there"), ("spam", "free prize")]
+
+
+@pytest.mark.parametrize("bad_line, problem", [
+    ("ham See you at 8", "no TAB"),           # spaces instead of a TAB
+    ("eggs\tSee you at 8", "unknown label"),
+    ("spam\t   ", "empty message"),
+])
+def test_malformed_line_is_reported_with_file_line_and_expectation(tmp_path, bad_line, problem):
+    path = write(tmp_path, f"ham\tfine\nspam\talso fine\n{bad_line}\nham\tnever reached\n")
+    with pytest.raises(ValueError) as info:
+        clf.read_sms_file(path)
+    message = str(info.value)
+    assert f"{path}:3" in message and problem in message and "expected" in message
+
+
+def test_header_anywhere_but_the_first_line_is_an_error(tmp_path):
+    path = write(tmp_path, "ham\thi\nlabel\ttext\n")
+    with pytest.raises(ValueError, match=":2"):
+        clf.read_sms_file(path)
+
+
+def test_bundled_data_parses_and_splits_do_not_overlap():
+    if not (BUNDLED / "all.tsv").is_file():
+        pytest.skip("the bundled SMS data (data/sms/*.tsv) is not there yet")
+    splits = {name: clf.read_sms_file(BUNDLED / f"{name}.tsv") for name in ("train", "validation", "test")}
+    everything = clf.read_sms_file(BUNDLED / "all.tsv")
+    texts = [text for examples in splits.values() for _, text in examples]
+    assert len(texts) == len(set(texts)) == len(everything)
+    assert sorted(everything) == sorted(e for examples in splits.values() for e in examples)
+
+
+def test_write_then_read_round_trip(tmp_path):
+    examples = [("ham", "a b c"), ("spam", "x\ty"), ("ham", "£5 café 😂")]
+    assert clf.read_sms_file(clf.write_sms_file(examples, tmp_path / "out.tsv")) == examples
+
+
+# ------------------------------------------------------------------------------- splitting, balancing
+
+
+def toy_examples(n_ham=87, n_spam=13):
+    return [("ham", f"ham message {i}") for i in range(n_ham)] + [("spam", f"spam message {i}") for i in range(n_spam)]
+
+
+def test_undersampling_keeps_as_many_of_each_class_as_the_rarest_has():
+    examples = toy_examples(87, 13)
+    random.Random(1).shuffle(examples)
+    balanced = clf.undersample(examples, seed=5)
+    assert sum(l == "ham" for l, _ in balanced) == sum(l == "spam" for l, _ in balanced) == 13
+    # A subset in the original order, every spam message kept, and the same choice for the same seed.
+    positions = [examples.index(e) for e in balanced]
+    assert positions == sorted(positions)
+    assert {e for e in examples if e[0] == "spam"} <= set(balanced)
+    assert balanced == clf.undersample(examples, seed=5)
+    assert balanced != clf.undersample(examples, seed=6)
+
+
+def test_stratified_split_is_disjoint_complete_reproducible_and_keeps_the_ratio():
+    examples = toy_examples(870, 130)
+    train, val, test = clf.stratified_split(examples, (0.7, 0.1, 0.2), seed=3)
+    assert sorted(train + val + test) == sorted(examples)
+    assert (len(train), len(val), len(test)) == (700, 100, 200)
+    for part, size in ((train, 700), (val, 100), (test, 200)):
+        assert sum(l == "spam" for l, _ in part) == round(size * 0.13)
+    assert (train, val, test) == clf.stratified_split(examples, (0.7, 0.1, 0.2), seed=3)
+    with pytest.raises(ValueError, match="sum to 1"):
+        clf.stratified_split(examples, (0.7, 0.1, 0.1))
+
+
+def test_download_extracts_the_collection_from_the_cached_zip(tmp_path, monkeypatch):
+    # No network here: put a zip where the download helper caches it, then check extraction and the sha256 pin.
+    monkeypatch.setenv("MINIGPT_CACHE", str(tmp_path))
+    (tmp_path / "sms").mkdir()
+    with zipfile.ZipFile(tmp_path / "sms" / "sms+spam+collection.zip", "w") as z:
+        z.writestr("SMSSpamCollection", "ham\tGo home\nspam\tWIN now\n")
+        z.writestr("readme", "not data")
+    with pytest.raises(ValueError, match="sha256"):
+        clf.download_sms_spam(verify=True, quiet=True)   # our zip is not the real one
+    path = clf.download_sms_spam(verify=False, quiet=True)
+    assert clf.read_sms_file(path) == [("ham", "Go home"), ("spam", "WIN now")]
+
+
+# --------------------------------------------------------------------------------- padding, batching
+
+
+def test_pad_or_truncate():
+    assert clf.pad_or_truncate([5, 6, 7], 5) == [5, 6, 7, 50256, 50256]
+    assert clf.pad_or_truncate([5, 6, 7, 8, 9, 10], 4) == [5, 6, 7, 8]      # keeps the beginning
+    assert clf.pad_or_truncate([5, 6], 2, pad_token_id=0) == [5, 6]
+
+
+def encode_numbers(text):
+    """A stand-in tokenizer for the toy tasks: "3 14 15" -> [3, 14, 15]."""
+    return [int(t) for t in text.split()]
+
+
+def test_dataset_pads_truncates_and_records_true_lengths():
+    examples = [("ham", "1 2 3"), ("spam", "4 5 6 7 8 9"), ("ham", "10")]
+    data = clf.SpamDataset(examples, encode_numbers, max_length=4, pad_token_id=0)
+    assert data.input_ids.tolist() == [[1, 2, 3, 0], [4, 5, 6, 7], [10, 0, 0, 0]]
+    assert data.lengths.tolist() == [3, 4, 1] and data.targets.tolist() == [0, 1, 0]
+    assert data.truncated == 1
+    assert clf.SpamDataset(examples, encode_numbers).max_length == 6   # default: the longest message
+    with pytest.raises(ValueError, match="not among"):
+        clf.SpamDataset([("eggs", "1")], encode_numbers)
+
+
+def test_batches_drop_only_columns_that_are_padding_in_every_row():
+    examples = [("ham", "1 2"), ("spam", "3 4 5"), ("ham", "6"), ("spam", "7 8 9 10 11 12")]
+    data = clf.SpamDataset(examples, encode_numbers, max_length=8, pad_token_id=0)
+    ids, lengths, targets = next(iter(clf.make_loader(data, batch_size=3)))
+    assert ids.tolist() == [[1, 2, 0], [3, 4, 5], [6, 0, 0]]
+    assert lengths.tolist() == [2, 3, 1] and targets.tolist() == [0, 1, 0]
+
+
+# ---------------------------------------------------------------------------------------------- pooling
+
+
+def padded_batch(messages, length, pad):
+    ids = torch.tensor([m + [pad] * (length - len(m)) for m in messages])
+    return ids, torch.tensor([len(m) for m in messages])
+
+
+MESSAGES = [[3, 17, 9, 40, 2, 11], [5], [60, 61, 62], [8, 8, 8, 8, 8, 8, 8, 8, 8, 63]]
+
+
+@pytest.mark.parametrize("pad", [0, 63])   # 63 also ends the last message: positions come from lengths, not ids
+def test_last_token_pooling_is_the_last_real_tokens_output_of_the_unpadded_message(pad):
+    model = tiny_classifier("last")
+    ids, lengths = padded_batch(MESSAGES, 14, pad)
+    with torch.no_grad():
+        pooled = model(ids, lengths)
+        # Reference: each message alone, without padding; the output at its final position.
+        alone = torch.stack([model.gpt(torch.tensor([m]))[0, -1] for m in MESSAGES])
+    # Same fp32 arithmetic on different sequence lengths; the tolerance covers summation-order differences.
+    torch.testing.assert_close(pooled, alone, rtol=1e-5, atol=1e-5)
+
+
+def test_first_and_mean_pooling_match_their_definitions():
+    ids, lengths = padded_batch(MESSAGES, 12, 0)
+    with torch.no_grad():
+        first = tiny_classifier("first")(ids, lengths)
+        mean = tiny_classifier("mean")(ids, lengths)
+        per_token = [tiny_classifier("mean").gpt(torch.tensor([m]))[0] for m in MESSAGES]
+    torch.testing.assert_close(first, torch.stack([p[0] for p in per_token]), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(mean, torch.stack([p.double().mean(0).float() for p in per_token]),
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("pooling", ["last", "first", "mean"])
+def test_prediction_does_not_depend_on_how_much_padding_follows(pooling):
+    model = tiny_classifier(pooling)
+    with torch.no_grad():
+        outputs = [model(*padded_batch(MESSAGES, length, 0)) for length in (10, 17, 32)]
+    for other in outputs[1:]:
+        torch.testing.assert_close(other, outputs[0], rtol=1e-5, atol=1e-5)
+
+
+def test_last_token_sees_the_whole_message_and_the_first_does_not():
+    # Change the first token: the last position's output changes; change the last token: the first's does not.
+    model = tiny_classifier("last")
+    with torch.no_grad():
+        base = model.gpt(torch.tensor([[3, 17, 9, 40]]))[0]
+        new_first = model.gpt(torch.tensor([[4, 17, 9, 40]]))[0]
+        new_last = model.gpt(torch.tensor([[3, 17, 9, 41]]))[0]
+    assert (base[-1] - new_first[-1]).abs().max() > 1e-4
+    assert torch.equal(base[0], new_last[0])
+
+
+# ------------------------------------------------------------------------------------------------- LoRA
+
+
+def test_lora_linear_computes_the_low_rank_update_formula():
+    torch.manual_seed(0)
+    base = nn.Linear(12, 7)
+    layer = lora.LoRALinear(base, rank=3, alpha=6.0)
+    assert torch.equal(layer.B, torch.zeros(7, 3)) and layer.A.abs().sum() > 0
+    nn.init.normal_(layer.B)
+    x = torch.randn(5, 12)
+    # float64 reference: W x + b + (alpha / rank) · B A x
+    W, b, A, B = (t.detach().double() for t in (base.weight, base.bias, layer.A, layer.B))
+    expected = x.double() @ W.T + b + 2.0 * (x.double() @ A.T @ B.T)
+    torch.testing.assert_close(layer(x).double(), expected, rtol=1e-5, atol=1e-5)   # fp32 vs fp64 rounding
+
+
+def test_lora_a_init_is_kaiming_uniform_like_nn_linear():
+    torch.manual_seed(0)
+    layer = lora.LoRALinear(nn.Linear(400, 300), rank=64, alpha=1.0)
+    bound = 1 / 400 ** 0.5   # kaiming_uniform with a=sqrt(5): U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    assert layer.A.abs().max() <= bound
+    assert layer.A.std().item() == pytest.approx(bound / 3 ** 0.5, rel=0.05)   # std of U(-c, c) is c/sqrt(3)
+
+
+def test_lora_starts_as_the_identity_change():
+    model = tiny_classifier()
+    ids, lengths = padded_batch(MESSAGES, 12, 0)
+    with torch.no_grad():
+        before = model(ids, lengths)
+        replaced = lora.apply_lora(model.gpt, rank=4, alpha=8, targets=lora.ALL_LINEAR)
+        after = model(ids, lengths)
+    assert len(replaced) == 2 * 6
+    assert torch.equal(before, after)   # B = 0 adds exactly zero
+
+
+def trained_looking_lora(model, targets=lora.ATTENTION_QV):
+    if targets:
+        lora.apply_lora(model.gpt, rank=4, alpha=8, targets=targets)
+    torch.manual_seed(1)
+    for module in model.modules():
+        if type(module).__name__ == "LoRALinear":
+            nn.init.normal_(module.B, std=0.05)   # as if trained: B A is no longer zero
+    return model
+
+
+def test_merge_lora_keeps_the_outputs_and_removes_the_adapters():
+    model = trained_looking_lora(tiny_classifier(), lora.ALL_LINEAR)
+    ids, lengths = padded_batch(MESSAGES, 12, 0)
+    with torch.no_grad():
+        plain = tiny_classifier()(ids, lengths)
+        adapted = model(ids, lengths)
+        lora.merge_lora(model)
+        merged = model(ids, lengths)
+    assert (adapted - plain).abs().max() > 1e-3          # the adapters do change the outputs...
+    assert not any(isinstance(m, lora.LoRALinear) for m in model.modules())
+    assert all(type(m.att.W_query) is nn.Linear for m in model.gpt.trf_blocks)
+    # ...and merging keeps them: W + sBA computed once instead of per input; fp32 rounding only.
+    torch.testing.assert_close(merged, adapted, rtol=1e-5, atol=1e-5)
+
+
+def test_apply_lora_rejects_targets_that_match_nothing():
+    with pytest.raises(ValueError, match="no nn.Linear"):
+        lora.apply_lora(tiny_classifier().gpt, targets=("W_querry",))
+
+
+# ------------------------------------------------------------------------------------------ strategies
+
+
+def trainable_names(model):
+    return {name for name, p in model.named_parameters() if p.requires_grad}
+
+
+def block_parameters(d, qkv_bias=False):
+    attention = 4 * d * d + (3 * d if qkv_bias else 0) + d   # W_query, W_key, W_value, out_proj (+ its bias)
+    feed_forward = d * 4 * d + 4 * d + 4 * d * d + d
+    return attention + feed_forward + 2 * 2 * d              # two LayerNorms with scale and shift
+
+
+@pytest.mark.parametrize("qkv_bias", [False, True])
+def test_each_strategy_trains_exactly_the_chosen_parameters(qkv_bias):
+    cfg = tiny_config(qkv_bias=qkv_bias, n_layers=3)
+    d, classes, vocab, context = cfg.emb_dim, 2, cfg.vocab_size, cfg.context_length
+    head = d * classes + classes
+    total = vocab * d + context * d + cfg.n_layers * block_parameters(d, qkv_bias) + 2 * d + head
+
+    def build():
+        torch.manual_seed(0)
+        return clf.GPTClassifier(GPTModel(cfg), classes)
+
+    model = build()
+    assert clf.set_trainable(model, "head") == (head, total)
+    assert trainable_names(model) == {"gpt.out_head.weight", "gpt.out_head.bias"}
+
+    model = build()
+    assert clf.set_trainable(model, "last", last_blocks=2) == (2 * block_parameters(d, qkv_bias) + 2 * d + head,
+                                                               total)
+    assert {n.split(".")[2] for n in trainable_names(model) if n.startswith("gpt.trf_blocks")} == {"1", "2"}
+
+    model = build()
+    assert clf.set_trainable(model, "all") == (total, total)
+
+    rank = 4
+    per_layer = rank * (d + d) * 4 + rank * (d + 4 * d) + rank * (4 * d + d)   # A: rank x in, B: out x rank
+    model = build()
+    lora_count = cfg.n_layers * per_layer
+    assert clf.set_trainable(model, "lora", lora_rank=rank, lora_targets=lora.ALL_LINEAR) == \
+        (lora_count + head, total + lora_count)
+    assert all(n.endswith((".A", ".B")) or n.startswith("gpt.out_head") for n in trainable_names(model))
+
+    model = build()
+    qv = cfg.n_layers * 2 * rank * (d + d)
+    assert clf.set_trainable(model, "lora", lora_rank=rank, lora_targets=lora.ATTENTION_QV) == (qv + head, total + qv)
+
+
+# ------------------------------------------------------------------------------------------- training
+
+
+def toy_task(n, seed):
+    """Ham messages use ids 1-30 only, spam messages ids 33-62 only, 2 to 12 of them: separable by any token."""
+    rng = random.Random(seed)
+    examples = []
+    for i in range(n):
+        label = "spam" if i % 2 else "ham"
+        low, high = (33, 62) if label == "spam" else (1, 30)
+        examples.append((label, " ".join(str(rng.randint(low, high)) for _ in range(rng.randint(2, 12)))))
+    return examples
+
+
+# Chance is 50%; the thresholds sit well under what these seeded runs reach (100%, 97%, 93%), well over chance.
+@pytest.mark.parametrize("strategy, lr, epochs, target", [("all", 3e-3, 3, 0.95), ("lora", 1e-2, 6, 0.85),
+                                                          ("last", 3e-3, 6, 0.85)])
+def test_training_learns_a_separable_toy_task(strategy, lr, epochs, target):
+    model = tiny_classifier(seed=0)
+    clf.set_trainable(model, strategy, lora_rank=4, lora_alpha=8, lora_targets=lora.ALL_LINEAR)
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    train, test = (clf.SpamDataset(toy_task(n, seed), encode_numbers, 16, pad_token_id=0)
+                   for n, seed in ((128, 1), (128, 2)))
+    train_loader, test_loader = clf.make_loader(train, 16, shuffle=True, seed=0), clf.make_loader(test, 64)
+    _, before = clf.evaluate(model, test_loader, "cpu")
+    history = clf.train_classifier(model, train_loader, test_loader, epochs=epochs, lr=lr, weight_decay=0.0,
+                                   progress=False)
+    assert set(history) == {"train_loss", "train_acc", "val_loss", "val_acc"}
+    assert all(len(v) == epochs for v in history.values())
+    assert before < 0.7 and history["val_acc"][-1] >= target, (before, history["val_acc"])
+    assert history["train_loss"][-1] < history["train_loss"][0]
+    # Frozen parameters did not move.
+    assert all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if n in frozen)
+
+
+def test_confusion_matrix_counts_true_rows_and_predicted_columns():
+    true = torch.tensor([0, 0, 1, 1, 1, 2])
+    predicted = torch.tensor([0, 1, 1, 1, 0, 2])
+    expected = torch.zeros(3, 3, dtype=torch.long)
+    for t, p in zip(true.tolist(), predicted.tolist()):
+        expected[t, p] += 1
+    assert torch.equal(clf.confusion_matrix(predicted, true, 3), expected)
+
+
+def test_classify_returns_the_label_and_its_softmax_probability():
+    model = tiny_classifier()
+    label, prob = clf.classify(model, "3 17 9", encode_numbers)
+    with torch.no_grad():
+        probs = torch.softmax(model(torch.tensor([[3, 17, 9]])), dim=-1)[0]
+    assert label == ("ham", "spam")[int(probs.argmax())]
+    assert prob == pytest.approx(probs.max().item(), abs=1e-6)
+
+
+# ------------------------------------------------------------------------------------------ save / load
+
+
+@pytest.mark.parametrize("with_lora", [False, True])
+def test_save_load_round_trip_gives_identical_outputs(tmp_path, with_lora):
+    model = tiny_classifier("mean", tie_weights=True)
+    if with_lora:
+        clf.set_trainable(model, "lora", lora_rank=4, lora_alpha=8)
+        trained_looking_lora(model, targets=())
+    path = clf.save_classifier(model, tmp_path / "run" / "clf.pt", max_length=12)
+    assert [p.name for p in path.parent.iterdir()] == ["clf.pt"]    # no temporary file left behind
+    loaded = clf.load_classifier(path)
+    assert (loaded.pooling, loaded.labels, loaded.num_classes) == ("mean", ("ham", "spam"), 2)
+    assert any(type(m).__name__ == "LoRALinear" for m in loaded.modules()) == with_lora
+    ids, lengths = padded_batch(MESSAGES, 12, 0)
+    with torch.no_grad():
+        assert torch.equal(loaded(ids, lengths), model(ids, lengths))
+
+
+# ------------------------------------------------------------------------------------- where weights come from
+
+
+def test_base_model_from_random_init_from_gpt2_weights_and_from_a_checkpoint(tmp_path):
+    from dataclasses import asdict
+
+    from minigpt.gpt2 import export_gpt2
+    from minigpt.train import save_checkpoint
+
+    cfg = tiny_config(qkv_bias=True, tie_weights=True)   # GPT-2's layout, at toy size
+    random_init = clf.load_base_model(config=cfg)
+    assert isinstance(random_init, GPTModel) and random_init.cfg == cfg
+    ids = torch.tensor([[3, 17, 9, 40]])
+    with torch.no_grad():
+        expected = random_init.eval()(ids)
+        # GPT-2 weights: a local Hugging Face-style export stands in for the download.
+        from_weights = clf.load_base_model(weights=str(export_gpt2(random_init, tmp_path / "hf")))
+        torch.testing.assert_close(from_weights(ids), expected, rtol=1e-5, atol=1e-5)  # same weights, fp32
+        checkpoint = save_checkpoint(tmp_path / "ckpt.pt", {"model": random_init.state_dict(),
+                                                            "model_config": asdict(cfg)})
+        from_checkpoint = clf.load_base_model(checkpoint=str(checkpoint))
+        assert torch.equal(from_checkpoint(ids), expected)
+    with pytest.raises(ValueError, match="not both"):
+        clf.load_base_model(weights="gpt2", checkpoint=str(checkpoint))
