@@ -195,11 +195,11 @@ def main(argv=None) -> None:
         saved = load_checkpoint(args.resume)["extra"].get("args")
         if saved is None:
             raise SystemExit(f"{args.resume} has no saved script arguments; it was not written by this script")
-        steps, quiet, out = args.steps, args.quiet, args.out
+        given = args
         args = argparse.Namespace(**saved)
-        args.steps = steps or args.steps
-        args.quiet, args.resume = quiet, args.resume
-        args.out = out if out != "out/ch06" else args.out
+        args.steps = given.steps or args.steps
+        args.quiet, args.resume = given.quiet, given.resume
+        args.out = given.out if given.out != "out/ch06" else args.out
     args = resolve(args)
     if dist_device is not None:
         device = dist_device

@@ -308,30 +308,41 @@ def count_targets(batches: list[tuple[torch.Tensor, torch.Tensor]]) -> int:
 
 
 def forward_backward(model: nn.Module, micro_batches: list[tuple[torch.Tensor, torch.Tensor]],
-                     autocast=contextlib.nullcontext, world_size: int = 1) -> float:
+                     autocast=contextlib.nullcontext, world_size: int = 1, target_count: int | None = None,
+                     device: torch.device | None = None) -> float:
     """Accumulate into .grad the gradient of the mean loss over all target tokens of all micro-batches.
 
     Each micro-batch contributes (its loss sum) / (target tokens in the whole step); summed over micro-batches
     that is the mean over the step, so the gradient equals one big batch's. Under DDP gradients are averaged
     over ranks, so each rank scales by world_size and divides by the global token count. Returns the step's
-    mean loss (over all ranks). `autocast` is a function returning a context manager.
+    mean loss (over all ranks). `autocast` is a function returning a context manager. Batches are moved to
+    `device` (default: the model's) one at a time; `target_count` (this rank's non-ignored targets) can be
+    passed to save counting them.
     """
-    device = micro_batches[0][0].device
-    local_count = count_targets(micro_batches)
+    device = device or next(model.parameters()).device
+    local_count = count_targets(micro_batches) if target_count is None else target_count
     total_count = _all_reduce_sum([float(local_count)], device, world_size)[0]
     if total_count == 0:
         raise ValueError("every target in this step is -100: nothing to learn from")
-    total = 0.0
+    total = torch.zeros((), device=device)
     is_ddp = isinstance(model, nn.parallel.DistributedDataParallel)
     for i, (inputs, targets) in enumerate(micro_batches):
+        inputs, targets = _to_device(inputs, device), _to_device(targets, device)
         # Only the last micro-batch all-reduces gradients; the others accumulate locally.
         sync = not is_ddp or i == len(micro_batches) - 1
         with (contextlib.nullcontext() if sync else model.no_sync()):
             with autocast():
                 loss = loss_sum(model, inputs, targets)
             (loss * (world_size / total_count)).backward()
-        total += loss.item()
-    return _all_reduce_sum([total], device, world_size)[0] / total_count
+        total += loss.detach()   # no .item() here: the GPU keeps working while Python queues the next batch
+    return _all_reduce_sum([total.item()], device, world_size)[0] / total_count
+
+
+def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        # Page-locked memory lets the copy run asynchronously, overlapping the previous micro-batch's work.
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
 
 
 @torch.no_grad()
@@ -716,8 +727,8 @@ def train(model: nn.Module, train_batches: Iterable, val_batches: Iterable | Non
         lr = learning_rate(step, config.learning_rate, config.min_lr, config.warmup_steps, config.max_steps)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        micro = [tuple(t.to(device, non_blocking=True) for t in _check_batch(next(stream)))
-                 for _ in range(config.grad_accum_steps)]
+        micro = [_check_batch(next(stream)) for _ in range(config.grad_accum_steps)]
+        count = count_targets(micro)   # on the CPU copies: no GPU synchronisation
         if seq_len is None:
             seq_len = micro[0][0].shape[1]
             flops_token = flops_per_token(raw, seq_len)
@@ -726,7 +737,7 @@ def train(model: nn.Module, train_batches: Iterable, val_batches: Iterable | Non
             # torch.compile compiles on the first call; if that fails, go back to eager and redo the step.
             saved_rng = rng_state()
             try:
-                loss = forward_backward(step_model, micro, autocast, world_size)
+                loss = forward_backward(step_model, micro, autocast, world_size, count, device)
             except Exception as e:   # noqa: BLE001
                 print(f"warning: torch.compile failed on the first step ({type(e).__name__}: "
                       f"{str(e).splitlines()[0][:120] if str(e) else ''}); running eager")
@@ -734,10 +745,10 @@ def train(model: nn.Module, train_batches: Iterable, val_batches: Iterable | Non
                 set_rng_state(saved_rng)
                 step_model = raw if world_size == 1 else nn.parallel.DistributedDataParallel(
                     raw, device_ids=[device.index] if device.type == "cuda" else None)
-                loss = forward_backward(step_model, micro, autocast, world_size)
+                loss = forward_backward(step_model, micro, autocast, world_size, count, device)
             compile_checked = True
         else:
-            loss = forward_backward(step_model, micro, autocast, world_size)
+            loss = forward_backward(step_model, micro, autocast, world_size, count, device)
 
         grad_norm = None
         if config.grad_clip > 0:
@@ -809,9 +820,11 @@ def benchmark(model: nn.Module, batch_size: int, seq_len: int, steps: int = 20, 
     batches = [(torch.randint(0, min(vocab, 50257), (batch_size, seq_len + 1), generator=generator))
                for _ in range(4)]
     batches = [(b[:, :-1].contiguous().to(device), b[:, 1:].contiguous().to(device)) for b in batches]
+    batch_targets = batch_size * seq_len
 
     def one_step(i: int) -> float:
-        loss = forward_backward(step_model, [batches[i % len(batches)]], autocast)
+        loss = forward_backward(step_model, [batches[i % len(batches)]], autocast, target_count=batch_targets,
+                                device=device)
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(raw.parameters(), config.grad_clip)
         optimizer.step()
@@ -853,7 +866,9 @@ def benchmark(model: nn.Module, batch_size: int, seq_len: int, steps: int = 20, 
     print(f"benchmark on {device_name}: batch {batch_size} x {seq_len} tokens, {steps} timed steps")
     flops_note = f" (6N + 12·L·T·d = {fpt:,} FLOPs/token)" if fpt else ""
     print(f"  {result['ms_per_step']:.1f} ms/step, {tokens_per_s:,.0f} tokens/s, MFU {format_mfu(mfu)}{flops_note}")
-    if cuda:
-        print(f"  peak memory {result['peak_memory_bytes'] / gib:.2f} GiB allocated; chapter 4's estimate_memory "
-              f"says {result.get('estimated_memory_bytes', 0) / gib:.2f} GiB")
+    estimate = result.get("estimated_memory_bytes")
+    measured = f"{result['peak_memory_bytes'] / gib:.2f} GiB allocated at peak" if cuda else \
+        "peak memory not measured on a CPU"
+    print(f"  {measured}; chapter 4's estimate_memory says "
+          + (f"{estimate / gib:.2f} GiB" if estimate is not None else "nothing (not a GPTModel)"))
     return result
