@@ -74,6 +74,8 @@ def main() -> None:
     for match in named.finditer(sample):
         print(f"   {match.group()!r:16} {ALTERNATIVES[int(match.lastgroup[1:])]}")
     print("   Note \"DON'T\": the contractions are lower case only, so it splits as DON + 'T.")
+    same = gpt2_tokenizer().pre_tokenize(sample) == [m.group() for m in named.finditer(sample)]
+    print(f"   BPETokenizer.pre_tokenize gives the same chunks: {same}")
 
     stories = read_stories(Path(args.stories))
     text = "\n\n".join(stories)

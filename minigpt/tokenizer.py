@@ -24,6 +24,7 @@ import heapq
 import json
 import operator
 import os
+import re
 import tempfile
 from collections import Counter, defaultdict
 from itertools import chain
@@ -42,6 +43,10 @@ import regex
 #   \s+                       any remaining whitespace (a single newline or tab before a word)
 # tiktoken writes the same pattern with possessive quantifiers; both split every string identically.
 GPT2_SPLIT_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+# The same pattern for text that is pure ASCII, where \p{L} is [A-Za-z], \p{N} is [0-9] and \s is [\t\n\v\f\r ].
+# Python's own `re` runs it about twice as fast as the `regex` module runs the Unicode one (see pre_tokenize).
+GPT2_ASCII_PATTERN = (r"""'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[0-9]+| ?[^\t\n\x0b\x0c\r A-Za-z0-9]+"""
+                      r"""|[\t\n\x0b\x0c\r ]+(?![^\t\n\x0b\x0c\r ])|[\t\n\x0b\x0c\r ]+""")
 # tiktoken's r50k_base spelling of it, used for the tiktoken Encoding so the tests compare two independent regexes.
 TIKTOKEN_R50K_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
 
@@ -267,10 +272,12 @@ class BPETokenizer:
     """
 
     CACHE_LIMIT = 500_000  # cached chunks before the cache starts over (bounds memory on huge corpora)
+    BLOCK_SIZE = 2_000  # characters per block when choosing between the ASCII and the Unicode split (_split_text)
 
     def __init__(self, pattern: str | None = GPT2_SPLIT_PATTERN):
         self.pattern = pattern
         self._split = regex.compile(pattern) if pattern is not None else None
+        self._ascii_split = re.compile(GPT2_ASCII_PATTERN) if pattern in _GPT2_PATTERNS else None
         self._set_vocab([bytes([b]) for b in range(256)], merges={}, special_tokens={})
 
     def _set_vocab(self, vocab: list[bytes], merges: dict[tuple[int, int], int] | None,
@@ -379,9 +386,27 @@ class BPETokenizer:
             return self._encode_chunks(_well_formed(text))
 
     def _encode_chunks(self, text: str) -> list[int]:
-        chunks = self._split.findall(text) if self._split is not None else [text] if text else []
         # The cache does the work: chunk -> ids, encoded on a miss. map and chain keep the loop out of Python.
-        return list(chain.from_iterable(map(self._cache.__getitem__, chunks)))
+        return list(chain.from_iterable(map(self._cache.__getitem__, self.pre_tokenize(text))))
+
+    def pre_tokenize(self, text: str) -> list[str]:
+        """The chunks the pattern cuts `text` into, which BPE then encodes one by one (no pattern: the whole text)."""
+        if self._split is None:
+            return [text] if text else []
+        if self._ascii_split is None:
+            return self._split.findall(text)
+        # A speed-up that gives the same chunks: cut the text into blocks at places where every chunk ends (a
+        # whitespace character after a non-whitespace one: no alternative of the pattern continues across that), then
+        # split each pure-ASCII block with the ASCII pattern and only the others with the Unicode one.
+        chunks = []
+        start = 0
+        while start < len(text):
+            found = _CHUNK_BORDER.search(text, start + self.BLOCK_SIZE)
+            end = found.end() if found else len(text)
+            block = text[start:end]
+            chunks += (self._ascii_split if block.isascii() else self._split).findall(block)
+            start = end
+        return chunks
 
     def encode(self, text: str, *, allowed_special: Literal["all"] | Collection[str] = frozenset(),
                disallowed_special: Literal["all"] | Collection[str] = "all") -> list[int]:
@@ -504,6 +529,10 @@ class BPETokenizer:
 
     def __repr__(self) -> str:
         return f"BPETokenizer(vocab_size={self.vocab_size}, special_tokens={self.special_tokens})"
+
+
+_GPT2_PATTERNS = (GPT2_SPLIT_PATTERN, TIKTOKEN_R50K_PATTERN)
+_CHUNK_BORDER = regex.compile(r"\S(?=\s)")  # its end is a place where every GPT-2 chunk ends
 
 
 def _string_set(value, name: str) -> Collection[str]:

@@ -197,6 +197,50 @@ def test_gpt2_matches_tiktoken_on_arbitrary_unicode(gpt2, reference, text):
     assert gpt2.decode(ids) == text
 
 
+@pytest.fixture(scope="module")
+def blocky():
+    """A GPT-2 tokenizer of its own, whose block size the tests change (the chunk cache does not depend on it)."""
+    return tok.gpt2_tokenizer()
+
+
+ascii_text = st.lists(st.one_of(st.sampled_from(list(" \t\n\r\x0b\x0c\x1c\x1f'!.,09azAZ") + ["'s", "'ll"]),
+                                 st.characters(max_codepoint=127)), max_size=40).map("".join)
+whitespace_heavy = st.text(st.sampled_from(list(" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u200b"
+                                                "\u2028\u3000\ufeffa1!é'")), max_size=30)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.one_of(ascii_text, whitespace_heavy, tricky_text), block_size=st.integers(1, 8))
+def test_pre_tokenize_cuts_text_like_tiktokens_pattern(blocky, text, block_size):
+    # The reference split: tiktoken's spelling of the pattern, run by the regex module (tiktoken does not expose
+    # its chunks). Pure-ASCII blocks take a faster regex; tiny blocks put block borders everywhere they may go.
+    blocky.BLOCK_SIZE = block_size
+    assert blocky.pre_tokenize(text) == regex.findall(TIKTOKEN_PATTERN, text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=ascii_text, block_size=st.integers(1, 8))
+def test_gpt2_matches_tiktoken_on_ascii_text_cut_in_small_blocks(reference, blocky, text, block_size):
+    gpt2 = blocky
+    gpt2.BLOCK_SIZE = block_size
+    assert gpt2.encode_ordinary(text) == reference.encode_ordinary(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=tricky_text, block_size=st.integers(1, 8))
+def test_gpt2_matches_tiktoken_on_mixed_text_cut_in_small_blocks(reference, blocky, text, block_size):
+    gpt2 = blocky
+    gpt2.BLOCK_SIZE = block_size
+    assert gpt2.encode_ordinary(text) == reference.encode_ordinary(text)
+
+
+def test_small_blocks_on_the_megabyte_corpus(reference, blocky, corpus):
+    gpt2 = blocky
+    gpt2.BLOCK_SIZE = 37
+    sample = corpus[:300_000] + corpus[-300_000:]
+    assert gpt2.encode_ordinary(sample) == reference.encode_ordinary(sample)
+
+
 def test_surrogates_are_treated_like_tiktoken(gpt2, reference):
     # Lone surrogates cannot be UTF-8: both replace them with U+FFFD; a pair becomes the character it encodes.
     for text in ["a\ud800b", "\udfff", "x \ud83d\ude00 y", "\ud83d\ude00\ud83d"]:
