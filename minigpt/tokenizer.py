@@ -339,7 +339,9 @@ class BPETokenizer:
         """Learn merges from `text` until there are `vocab_size` ids, `special_tokens` included (they get the last ids).
 
         Starts from the 256 bytes and forgets any earlier vocabulary. Stops early if the text runs out of pairs.
-        `naive=True` uses the recounting loop (same merges, much slower). Returns self.
+        Each merge takes the most frequent pair, and of equally frequent ones the smallest (first id, second id), so
+        the same text and vocab_size always give the same merges. `naive=True` uses the recounting loop (same merges,
+        much slower). Returns self.
         """
         special_tokens = list(special_tokens or [])
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 256 + len(special_tokens):
@@ -414,6 +416,8 @@ class BPETokenizer:
         `allowed_special="all"` or a set of them to encode them as special ids, or `disallowed_special=()` to read
         them as ordinary text.
         """
+        if not isinstance(text, str):
+            raise TypeError(f"encode expects a str, got {type(text).__name__}")
         if allowed_special == "all":
             allowed = set(self.special_tokens)
         else:

@@ -297,6 +297,8 @@ def test_bad_arguments_get_clear_errors(gpt2):
         gpt2.encode("x", allowed_special={"<|im_start|>"})
     with pytest.raises(TypeError, match="str"):
         gpt2.encode_ordinary(b"bytes")
+    with pytest.raises(TypeError, match="str"):
+        gpt2.encode(b"bytes")
     with pytest.raises(ValueError, match="not a token id"):
         gpt2.decode([1, 50257])
     with pytest.raises(ValueError, match="not a token id"):
