@@ -477,7 +477,10 @@ class BPETokenizer:
         Each merge line reads `merge <new id> <first id> <second id> <the new token's text>`; the text is for people
         (Python repr, b'...' when it is not whole UTF-8) and is ignored when loading.
         """
-        lines = [FORMAT_HEADER, f"pattern\t{json.dumps(self.pattern)}"]
+        lines = [FORMAT_HEADER,
+                 "# Tab-separated. byte: id, byte value. merge: new id, first id, second id. special: id, text.",
+                 "# The last column of byte and merge lines shows the token's text (Python repr) and is not read back.",
+                 f"pattern\t{json.dumps(self.pattern)}"]
         lines += [f"byte\t{i}\t{token[0]}\t{_show(token)}" for i, token in enumerate(self.vocab) if len(token) == 1]
         lines += [f"merge\t{new_id}\t{a}\t{b}\t{_show(self.vocab[new_id])}" for (a, b), new_id in self.merges.items()]
         lines += [f"special\t{i}\t{json.dumps(text, ensure_ascii=False)}" for text, i in self.special_tokens.items()]
@@ -492,6 +495,8 @@ class BPETokenizer:
             raise ValueError(f"{path} is not a minigpt tokenizer file (its first line should be {FORMAT_HEADER!r})")
         pattern, tokens, merges, specials = None, {}, {}, {}
         for number, line in enumerate(lines[1:], start=2):
+            if not line or line.startswith("#"):
+                continue
             kind, *fields = line.split("\t")
             try:
                 if kind == "pattern":

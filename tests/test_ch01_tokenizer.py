@@ -457,5 +457,5 @@ def test_load_rejects_other_files(tmp_path):
     with pytest.raises(ValueError, match="not a minigpt tokenizer file"):
         tok.BPETokenizer.load(path)
     path.write_text("minigpt-bpe 1\npattern\tnull\nbyte\t0\t0\nmerge\t1\t0\t7\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="line 4"):
+    with pytest.raises(ValueError, match="line 4"):  # merge of an id that was never defined
         tok.BPETokenizer.load(path)
