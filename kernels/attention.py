@@ -446,9 +446,13 @@ def _attn_bwd_dq(Q, K, V, dO, LSE, Delta, dQ,
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Tile sizes. On a GPU, triton.autotune times each candidate once per (sequence length, head dim, causal, dtype,
-# dropout) and keeps the fastest; the candidates are ones that do well on an H100 (bigger tiles reuse each loaded tile
-# more but need more registers and shared memory; candidates that do not fit are skipped by the autotuner).
+# Tile sizes. On a GPU, for fp16 and bf16, triton.autotune times each candidate once per (sequence length, head dim,
+# causal, dtype, dropout) and keeps the fastest. The candidates are per head dim: bigger tiles reuse every loaded tile
+# more but need more registers (each candidate below compiles for an H100 without spilling registers, or nearly) and
+# more shared memory (num_stages copies of the K and V tiles, for the software pipeline that loads the next tiles while
+# the tensor cores work on the current ones).
+# fp32 is the exactness path, not the fast one: its products use "tf32x3" (three TF32 tensor-core passes, close to
+# full fp32 accuracy) and one fixed small tile, which keeps compile time and register pressure low.
 # Under the interpreter one small fixed configuration is used: 32-query tiles over 16-key tiles, so that even the short
 # test sequences cross several tiles, partial tails and diagonals.
 # ----------------------------------------------------------------------------------------------------------------------
@@ -457,28 +461,42 @@ def _configs(shapes):
     return [triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=s) for m, n, w, s in shapes]
 
 
-# Forward and dQ: the query tile is the outer one, BLOCK_M % BLOCK_N == 0 (diagonal tiles line up).
-_FWD_CONFIGS = _configs([(64, 32, 4, 3), (64, 64, 4, 3), (64, 64, 4, 4), (128, 32, 4, 3), (128, 64, 4, 3),
-                         (128, 64, 8, 3), (128, 128, 8, 2), (128, 128, 8, 3)])
-_DQ_CONFIGS = _configs([(64, 32, 4, 3), (64, 64, 4, 3), (128, 32, 4, 3), (128, 32, 8, 3), (128, 64, 8, 2),
-                        (128, 64, 8, 3), (128, 128, 8, 2)])
-# dK/dV: the key tile is the outer one, BLOCK_N % BLOCK_M == 0.
-_DKDV_CONFIGS = _configs([(32, 64, 4, 3), (64, 64, 4, 3), (32, 128, 4, 3), (32, 128, 8, 3), (64, 128, 8, 2),
-                          (64, 128, 8, 3), (128, 128, 8, 2)])
-_INTERPRETER_META = {"BLOCK_M": 32, "BLOCK_N": 16}  # forward and dQ
-_INTERPRETER_META_DKDV = {"BLOCK_M": 16, "BLOCK_N": 32}
-_DELTA_BLOCK = 64 if AUTOTUNE else 32
+# (BLOCK_M, BLOCK_N, num_warps, num_stages). Forward and dQ: the query tile is the outer one and
+# BLOCK_M % BLOCK_N == 0, so diagonal tiles line up. dK/dV: the key tile is the outer one and BLOCK_N % BLOCK_M == 0.
+_CANDIDATES = {
+    "fwd": {64: _configs([(64, 64, 4, 3), (64, 64, 4, 4), (128, 32, 4, 3), (128, 64, 4, 3), (128, 64, 8, 3),
+                          (128, 128, 8, 2), (128, 128, 8, 3)]),
+            128: _configs([(64, 32, 4, 3), (64, 64, 4, 3), (64, 64, 4, 4), (128, 32, 8, 3), (128, 64, 8, 3),
+                           (128, 128, 8, 2), (128, 128, 8, 3)])},
+    "dq": {64: _configs([(64, 32, 4, 3), (64, 64, 4, 3), (128, 32, 8, 3), (128, 64, 8, 2), (128, 64, 8, 3),
+                         (128, 128, 8, 2)]),
+           128: _configs([(64, 32, 4, 3), (64, 64, 4, 3), (128, 32, 8, 3), (128, 64, 8, 2), (128, 64, 8, 3)])},
+    "dkdv": {64: _configs([(32, 64, 4, 3), (64, 64, 4, 3), (32, 128, 4, 3), (32, 128, 8, 3), (64, 128, 8, 2),
+                           (64, 128, 8, 3)]),
+             128: _configs([(32, 64, 4, 3), (32, 64, 8, 3), (32, 128, 8, 3), (64, 64, 8, 2), (64, 64, 8, 3)])},
+}
+_KERNELS = {"fwd": _attn_fwd, "dq": _attn_bwd_dq, "dkdv": _attn_bwd_dkdv}
 _TUNING_KEY = ["seq_len", "HEAD_DIM", "CAUSAL", "DROPOUT", "DOT_PRECISION"]
+# Head dims 16 and 32 use the head-dim-64 candidates (smaller tiles of the same shapes).
+_TUNED = {(name, head_dim): triton.autotune(configs=configs, key=_TUNING_KEY)(_KERNELS[name])
+          for name, by_dim in _CANDIDATES.items() for head_dim, configs in by_dim.items()} if AUTOTUNE else {}
+_FIXED = {  # fp32 on a GPU
+    "fwd": dict(BLOCK_M=64, BLOCK_N=32, num_warps=4, num_stages=2),
+    "dq": dict(BLOCK_M=64, BLOCK_N=32, num_warps=4, num_stages=2),
+    "dkdv": dict(BLOCK_M=32, BLOCK_N=64, num_warps=4, num_stages=2),
+}
+_INTERPRETER = {"fwd": dict(BLOCK_M=32, BLOCK_N=16), "dq": dict(BLOCK_M=32, BLOCK_N=16),
+                "dkdv": dict(BLOCK_M=16, BLOCK_N=32)}
+_DELTA_BLOCK = 64 if AUTOTUNE else 32
 
-if AUTOTUNE:
-    _attn_fwd_launch = triton.autotune(configs=_FWD_CONFIGS, key=_TUNING_KEY)(_attn_fwd)
-    _attn_bwd_dq_launch = triton.autotune(configs=_DQ_CONFIGS, key=_TUNING_KEY)(_attn_bwd_dq)
-    _attn_bwd_dkdv_launch = triton.autotune(configs=_DKDV_CONFIGS, key=_TUNING_KEY)(_attn_bwd_dkdv)
-    _FWD_META = _DQ_META = _DKDV_META = {}  # chosen by the autotuner
-else:
-    _attn_fwd_launch, _attn_bwd_dq_launch, _attn_bwd_dkdv_launch = _attn_fwd, _attn_bwd_dq, _attn_bwd_dkdv
-    _FWD_META = _DQ_META = _INTERPRETER_META
-    _DKDV_META = _INTERPRETER_META_DKDV
+
+def _launcher(name: str, head_dim: int, dtype: torch.dtype):
+    """(kernel to index with a grid, extra launch arguments): autotuned on a GPU for fp16/bf16, else fixed tiles."""
+    if not AUTOTUNE:
+        return _KERNELS[name], _INTERPRETER[name]
+    if dtype == torch.float32:
+        return _KERNELS[name], _FIXED[name]
+    return _TUNED[(name, 128 if head_dim == 128 else 64)], {}
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -523,13 +541,15 @@ class FlashAttention(torch.autograd.Function):
         batch, heads, seq_len, head_dim = queries.shape
         out = torch.empty(queries.shape, dtype=queries.dtype, device=queries.device)
         lse = torch.empty(batch * heads, seq_len, dtype=torch.float32, device=queries.device)
-        dot_precision = "ieee" if queries.dtype == torch.float32 else "tf32"  # fp32 inputs: exact fp32 products
+        # fp16/bf16 products are exact on tensor cores with fp32 accumulation; "tf32x3" gives fp32 inputs ~fp32 accuracy.
+        dot_precision = "tf32x3" if queries.dtype == torch.float32 else "tf32"
+        kernel, meta = _launcher("fwd", head_dim, queries.dtype)
         grid = lambda meta: (batch * heads, triton.cdiv(seq_len, meta["BLOCK_M"]))  # noqa: E731
-        _attn_fwd_launch[grid](
+        kernel[grid](
             queries, keys, values, out, lse,
             *_strides(queries), *_strides(keys), *_strides(values), *_strides(out),
             heads, seq_len, scale * LOG2E, dropout_p, seed,
-            HEAD_DIM=head_dim, CAUSAL=causal, DROPOUT=dropout_p > 0.0, DOT_PRECISION=dot_precision, **_FWD_META)
+            HEAD_DIM=head_dim, CAUSAL=causal, DROPOUT=dropout_p > 0.0, DOT_PRECISION=dot_precision, **meta)
         ctx.save_for_backward(queries, keys, values, out, lse)
         ctx.causal, ctx.dropout_p, ctx.seed, ctx.scale, ctx.dot_precision = causal, dropout_p, seed, scale, dot_precision
         return out
@@ -550,12 +570,12 @@ class FlashAttention(torch.autograd.Function):
         common = (*_strides(queries), *_strides(keys), *_strides(values), *_strides(grad_out), *_strides(grad_q),
                   heads, seq_len, scale, scale * LOG2E, dropout_p, seed)
         flags = dict(HEAD_DIM=head_dim, CAUSAL=causal, DROPOUT=dropout_p > 0.0, DOT_PRECISION=ctx.dot_precision)
+        kernel, meta = _launcher("dkdv", head_dim, queries.dtype)
         grid_keys = lambda meta: (batch * heads, triton.cdiv(seq_len, meta["BLOCK_N"]))  # noqa: E731
-        _attn_bwd_dkdv_launch[grid_keys](queries, keys, values, grad_out, lse, delta, grad_k, grad_v, *common,
-                                         **flags, **_DKDV_META)
+        kernel[grid_keys](queries, keys, values, grad_out, lse, delta, grad_k, grad_v, *common, **flags, **meta)
+        kernel, meta = _launcher("dq", head_dim, queries.dtype)
         grid_queries = lambda meta: (batch * heads, triton.cdiv(seq_len, meta["BLOCK_M"]))  # noqa: E731
-        _attn_bwd_dq_launch[grid_queries](queries, keys, values, grad_out, lse, delta, grad_q, *common,
-                                          **flags, **_DQ_META)
+        kernel[grid_queries](queries, keys, values, grad_out, lse, delta, grad_q, *common, **flags, **meta)
         return grad_q, grad_k, grad_v, None, None, None, None
 
 

@@ -103,10 +103,10 @@ def _launch_settings(n: int, element_size: int) -> tuple[int, int]:
         raise ValueError(f"layer_norm: a row of {n} features × {element_size} bytes exceeds the {MAX_ROW_BYTES} bytes "
                          f"one program can hold; use torch.nn.functional.layer_norm for rows this wide")
     block = triton.next_power_of_2(n)
-    row_bytes = block * element_size
-    # ~16 bytes (one vector load) to 64 bytes per thread: 4 warps up to 8 KB rows, then more, up to 32 warps (1024
-    # threads) for 64 KB rows. Too few warps spill registers; too many waste time on the cross-warp reductions.
-    num_warps = min(max(row_bytes // 2048, 4), 32)
+    # At most 16 elements per thread (held as fp32: x, dy, w and the two partial sums in the backward pass), so
+    # registers do not spill: 4 warps up to 2048 features, then more, up to 32 warps (1024 threads, the most one
+    # program can have) from 16384 on. Fewer, fuller threads would spill; more would waste time in cross-warp sums.
+    num_warps = min(max(block // 512, 4), 32)
     return block, num_warps
 
 
