@@ -109,7 +109,7 @@ def check_kernels(device: str, seed: int) -> None:
     # Interpreted, every program runs in numpy one after another: keep the CPU shapes tiny. fp32 on the CPU (the
     # interpreter's bf16 products are wrong), bf16 on the GPU (the dtype the kernels are built for).
     dtype = torch.bfloat16 if on_gpu else torch.float32
-    batch, heads, seq_len, head_dim = (4, 8, 1000, 64) if on_gpu else (1, 2, 45, 32)
+    batch, heads, seq_len, head_dim = (4, 8, 1024, 64) if on_gpu else (1, 2, 45, 32)
     print(f"\nFlash attention kernel vs attention_reference (float64), shape (batch {batch}, heads {heads}, "
           f"seq_len {seq_len}, head_dim {head_dim}), {str(dtype)[6:]}, on {device}"
           + ("" if on_gpu else " in the Triton interpreter"))

@@ -40,7 +40,13 @@ def _interpreting() -> bool:
 
 # Autotuning times each candidate configuration on the GPU, so it only makes sense there. Under the interpreter
 # (no GPU) the kernels are plain @triton.jit functions launched with one fixed, small configuration instead.
-AUTOTUNE = torch.cuda.is_available() and not _interpreting()
+COMPILED = torch.cuda.is_available() and not _interpreting()
+
+
+def autotuning() -> bool:
+    """Whether fp16/bf16 launches autotune (the default on a GPU). MINIGPT_AUTOTUNE=0 uses fixed tiles instead:
+    a quicker start, since each autotuned shape compiles and times several candidates."""
+    return COMPILED and os.environ.get("MINIGPT_AUTOTUNE", "1") != "0"
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -477,9 +483,16 @@ _CANDIDATES = {
 }
 _KERNELS = {"fwd": _attn_fwd, "dq": _attn_bwd_dq, "dkdv": _attn_bwd_dkdv}
 _TUNING_KEY = ["seq_len", "HEAD_DIM", "CAUSAL", "DROPOUT", "DOT_PRECISION"]
-# Head dims 16 and 32 use the head-dim-64 candidates (smaller tiles of the same shapes).
 _TUNED = {(name, head_dim): triton.autotune(configs=configs, key=_TUNING_KEY)(_KERNELS[name])
-          for name, by_dim in _CANDIDATES.items() for head_dim, configs in by_dim.items()} if AUTOTUNE else {}
+          for name, by_dim in _CANDIDATES.items() for head_dim, configs in by_dim.items()} if COMPILED else {}
+_DEFAULTS = {  # fp16/bf16 on a GPU with autotuning off: candidates that should do well on an H100
+    ("fwd", 64): dict(BLOCK_M=128, BLOCK_N=64, num_warps=8, num_stages=3),
+    ("fwd", 128): dict(BLOCK_M=128, BLOCK_N=64, num_warps=8, num_stages=3),
+    ("dq", 64): dict(BLOCK_M=128, BLOCK_N=64, num_warps=8, num_stages=3),
+    ("dq", 128): dict(BLOCK_M=128, BLOCK_N=32, num_warps=8, num_stages=3),
+    ("dkdv", 64): dict(BLOCK_M=32, BLOCK_N=128, num_warps=8, num_stages=3),
+    ("dkdv", 128): dict(BLOCK_M=32, BLOCK_N=64, num_warps=8, num_stages=3),
+}
 _FIXED = {  # fp32 on a GPU
     "fwd": dict(BLOCK_M=64, BLOCK_N=32, num_warps=4, num_stages=2),
     "dq": dict(BLOCK_M=64, BLOCK_N=32, num_warps=4, num_stages=2),
@@ -487,16 +500,19 @@ _FIXED = {  # fp32 on a GPU
 }
 _INTERPRETER = {"fwd": dict(BLOCK_M=32, BLOCK_N=16), "dq": dict(BLOCK_M=32, BLOCK_N=16),
                 "dkdv": dict(BLOCK_M=16, BLOCK_N=32)}
-_DELTA_BLOCK = 64 if AUTOTUNE else 32
+_DELTA_BLOCK = 64 if COMPILED else 32
 
 
 def _launcher(name: str, head_dim: int, dtype: torch.dtype):
     """(kernel to index with a grid, extra launch arguments): autotuned on a GPU for fp16/bf16, else fixed tiles."""
-    if not AUTOTUNE:
+    if not COMPILED:
         return _KERNELS[name], _INTERPRETER[name]
     if dtype == torch.float32:
         return _KERNELS[name], _FIXED[name]
-    return _TUNED[(name, 128 if head_dim == 128 else 64)], {}
+    dim_class = 128 if head_dim == 128 else 64  # head dims 16 and 32 use the 64 tiles
+    if autotuning():
+        return _TUNED[(name, dim_class)], {}
+    return _KERNELS[name], _DEFAULTS[(name, dim_class)]
 
 
 # ----------------------------------------------------------------------------------------------------------------------
