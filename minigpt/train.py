@@ -18,9 +18,12 @@ API (chapter 9 reuses this loop for instruction finetuning)
   DataLoader. Targets equal to -100 are ignored by the loss (padding, prompt tokens). Each pass over it is an
   epoch; the loop starts a new pass when one ends. Batches hold `config.grad_accum_steps` times fewer rows
   than an optimizer step uses: one step = grad_accum_steps batches. For exact resume the data must come back
-  in the same order each time: either the iterable has state_dict()/load_state_dict() (chapter 2's
-  ShardDataset), or it is deterministic per epoch (a DataLoader whose sampler has set_epoch, like
-  DistributedSampler, which train() calls with the epoch number), and the loop skips the batches already seen.
+  in the same order each time: either the iterable has state_dict()/load_state_dict() (WindowBatches below,
+  over chapter 2's GPTDataset, ShardDataset or MixedDataset), or it is a DataLoader whose order is set by
+  its own torch.Generator (chapter 2's create_dataloader; the generator's state at the start of the epoch is
+  saved) or by a sampler with set_epoch (DistributedSampler; train() calls it with the epoch number); the
+  loop then skips the batches already seen. A plain list works too. A DataLoader shuffled by torch's
+  global generator (shuffle=True without generator=) trains fine but does not resume exactly.
 - `val_batches`: a re-iterable of (inputs, targets) for evaluation (the first config.eval_batches are used).
 - `config`: a TrainConfig (plain dataclass below).
 - `tokenizer`: anything with encode(str) -> list[int] and decode(list[int]) -> str (a tiktoken Encoding);
@@ -440,13 +443,19 @@ class _BatchStream:
     """Endless (inputs, targets) batches from a re-iterable, with a position that can be saved and restored.
 
     Stateful data (state_dict/load_state_dict) keeps its own position. Otherwise the position is
-    (epoch, batches taken in this epoch): restoring sets the epoch on the sampler and skips that many.
+    (epoch, batches taken in this epoch): restoring sets the epoch on the sampler (set_epoch, as
+    DistributedSampler has), puts back the state the DataLoader's own generator had when the epoch began
+    (how chapter 2's create_dataloader shuffles), and skips the batches already taken.
     """
 
     def __init__(self, data: Iterable):
         self.data = data
         self.stateful = hasattr(data, "state_dict") and hasattr(data, "load_state_dict")
         self.epoch, self.taken = 0, 0
+        self.generator = getattr(data, "generator", None)
+        if not isinstance(self.generator, torch.Generator):
+            self.generator = None
+        self._epoch_generator_state: torch.Tensor | None = None
         self._iterator: Iterator | None = None
 
     def _set_epoch(self) -> None:
@@ -456,14 +465,19 @@ class _BatchStream:
 
     def _start_epoch(self, skip: int = 0) -> None:
         self._set_epoch()
+        if self.generator is not None:
+            if self._epoch_generator_state is not None and skip:   # resuming mid-epoch: replay its shuffle
+                self.generator.set_state(self._epoch_generator_state)
+            self._epoch_generator_state = self.generator.get_state()
         self._iterator = iter(self.data)
         for _ in range(skip):
             if next(self._iterator, None) is None:
-                raise ValueError(f"cannot skip {skip} batches: epoch {self.epoch} has fewer")
+                raise ValueError(f"cannot skip {skip} batches: epoch {self.epoch} has fewer; is the training "
+                                 f"data the same as in the checkpointed run?")
 
     def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
-        # A DataLoader draws a seed from torch's global generator each time it starts an epoch; forking keeps
-        # data loading from shifting the dropout masks, so a resumed run draws the same ones.
+        # A DataLoader without its own generator draws a seed from torch's global one each time an epoch
+        # starts; forking keeps data loading from shifting the dropout masks, so a resumed run draws the same.
         with torch.random.fork_rng(devices=[]):
             return self._next()
 
@@ -486,6 +500,9 @@ class _BatchStream:
         state = {"epoch": self.epoch, "taken": self.taken}
         if self.stateful:
             state["data"] = self.data.state_dict()
+        elif self.generator is not None:
+            state["generator"] = (self._epoch_generator_state if self._epoch_generator_state is not None
+                                  else self.generator.get_state())
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -495,6 +512,9 @@ class _BatchStream:
             self._set_epoch()
             self._iterator = iter(self.data)
         else:
+            if self.generator is not None and "generator" in state:
+                self.generator.set_state(state["generator"].cpu())
+                self._epoch_generator_state = state["generator"].cpu()
             self._iterator = None   # skip to the position on the next batch
 
 
@@ -546,7 +566,8 @@ def _check_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
     if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
         raise TypeError(f"training data must yield (inputs, targets) pairs, got {type(batch).__name__}")
     inputs, targets = batch
-    if inputs.dtype != torch.long or targets.dtype != torch.long or inputs.shape != targets.shape:
+    if (inputs.dtype != torch.long or targets.dtype != torch.long or inputs.shape != targets.shape
+            or inputs.dim() != 2):
         raise TypeError(f"inputs and targets must be LongTensors of one shape (batch, tokens), got "
                         f"{inputs.dtype} {tuple(inputs.shape)} and {targets.dtype} {tuple(targets.shape)}")
     return inputs, targets

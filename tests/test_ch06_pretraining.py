@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
-from minigpt.data import GPTDataset
+from minigpt.data import GPTDataset, create_dataloader
 from minigpt.model import GPTConfig, GPTModel
 from tests._impl import load_impl
 
@@ -128,10 +128,9 @@ class CrashAfter:
 
     def __init__(self, data, limit: int):
         self.data, self.limit, self.count = data, limit, 0
-        if hasattr(data, "state_dict"):
-            self.state_dict, self.load_state_dict = data.state_dict, data.load_state_dict
-        if hasattr(data, "sampler"):
-            self.sampler = data.sampler
+
+    def __getattr__(self, name):   # state_dict, sampler, generator: whatever the wrapped data has
+        return getattr(self.data, name)
 
     def __iter__(self):
         for batch in self.data:
@@ -145,26 +144,29 @@ def _make_data(kind: str, ids: torch.Tensor):
     dataset = GPTDataset(ids, 16, 8)
     if kind == "windows":   # chapter 2's seeded epoch order, position saved by state_dict
         return train_mod.WindowBatches(dataset, batch_size=3, seed=11)
+    if kind == "create_dataloader":   # chapter 2's DataLoader, shuffled by its own seeded generator
+        return create_dataloader(ids, batch_size=3, max_length=16, stride=8, seed=11)
     # A DataLoader whose sampler orders each epoch by (seed, epoch): resumed by skipping batches.
     sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=11)
     return DataLoader(dataset, batch_size=3, sampler=sampler, drop_last=True)
 
 
-@pytest.mark.parametrize("kind", ["windows", "dataloader"])
+@pytest.mark.parametrize("kind", ["windows", "create_dataloader", "distributed_sampler"])
 def test_resumed_run_reproduces_the_uninterrupted_run_exactly(tmp_path, kind):
     ids, val_ids = random_ids(300, seed=3), random_ids(60, seed=4)
     val = train_mod.fixed_batches(GPTDataset(val_ids, 16, 16), 2, 2)
     # Dropout on: the resumed run must also restore the random state that draws the dropout masks.
-    # 8 steps x 2 micro-batches x 3 windows = 48 windows, more than one epoch of the 36: epochs roll over.
-    config = dict(max_steps=8, grad_accum_steps=2, checkpoint_every=4)
+    # 37 windows = 12 batches per epoch; the checkpoint at step 7 (14 batches) lies in the second epoch, so
+    # resuming must also restore how that epoch was shuffled.
+    config = dict(max_steps=10, grad_accum_steps=2, checkpoint_every=7, eval_every=5)
     full = train_mod.train(tiny_model(drop_rate=0.1), _make_data(kind, ids), val,
                            quiet_config(tmp_path / "full", **config))
 
     crashed_dir = tmp_path / "crashed"
     with pytest.raises(KeyboardInterrupt):
-        train_mod.train(tiny_model(drop_rate=0.1), CrashAfter(_make_data(kind, ids), limit=9), val,
+        train_mod.train(tiny_model(drop_rate=0.1), CrashAfter(_make_data(kind, ids), limit=15), val,
                         quiet_config(crashed_dir, **config))
-    assert train_mod.load_checkpoint(crashed_dir / "ckpt.pt")["step"] == 4
+    assert train_mod.load_checkpoint(crashed_dir / "ckpt.pt")["step"] == 7
     # A different initialisation, to show that everything comes from the checkpoint.
     resumed_model = tiny_model(seed=99, drop_rate=0.1)
     resumed = train_mod.train(resumed_model, _make_data(kind, ids), val, quiet_config(crashed_dir, **config),
@@ -172,7 +174,7 @@ def test_resumed_run_reproduces_the_uninterrupted_run_exactly(tmp_path, kind):
 
     # Same operations on the same numbers in the same order on a CPU: equal to the last bit, no tolerance.
     assert resumed["train_loss"] == full["train_loss"]
-    assert resumed["val_loss"] == full["val_loss"] and resumed["val_step"] == [4, 8]
+    assert resumed["val_loss"] == full["val_loss"] and resumed["val_step"] == [5, 10]
     final_full = train_mod.load_checkpoint(tmp_path / "full" / "ckpt.pt")["model"]
     for name, tensor in resumed_model.state_dict().items():
         assert torch.equal(tensor, final_full[name]), name
