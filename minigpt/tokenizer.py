@@ -701,6 +701,7 @@ def benchmark(megabytes: float = 5.0, vocab_size: int = 16_384, naive_kilobytes:
     import time
     from importlib.metadata import version
 
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     english_documents, code_documents = stdlib_corpus(int(megabytes * 1e6))
     english, code = "\n\n".join(english_documents), "\n\n".join(code_documents)
     mixed = english + "\n\n" + code
@@ -744,7 +745,8 @@ def benchmark(megabytes: float = 5.0, vocab_size: int = 16_384, naive_kilobytes:
         "# Tokenizer benchmark (chapter 1)",
         "",
         f"Written by `python -m minigpt.tokenizer --bench` on {time.strftime('%Y-%m-%d')}: {os.cpu_count()} CPU cores "
-        f"({cpu}, {platform.system()}), shared with other work, so repeat it before trusting a small difference. "
+        f"({cpu}, {platform.system()}), shared with other work (load average {load:.1f} at the start), so repeat it "
+        f"before trusting a small difference. "
         f"Python {platform.python_version()}, tiktoken {version('tiktoken')}, tokenizers {version('tokenizers')}, "
         f"regex {version('regex')}.",
         "",
