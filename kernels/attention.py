@@ -458,7 +458,7 @@ def _attn_bwd_dq(Q, K, V, dO, LSE, Delta, dQ,
 # more shared memory (num_stages copies of the K and V tiles, for the software pipeline that loads the next tiles while
 # the tensor cores work on the current ones).
 # fp32 is the exactness path, not the fast one: its products use "tf32x3" (three TF32 tensor-core passes, close to
-# full fp32 accuracy) and one fixed small tile, which keeps compile time and register pressure low.
+# full fp32 accuracy) and one fixed small tile, which keeps compile time (seconds per kernel) and registers low.
 # Under the interpreter one small fixed configuration is used: 32-query tiles over 16-key tiles, so that even the short
 # test sequences cross several tiles, partial tails and diagonals.
 # ----------------------------------------------------------------------------------------------------------------------
@@ -493,11 +493,7 @@ _DEFAULTS = {  # fp16/bf16 on a GPU with autotuning off: candidates that should 
     ("dkdv", 64): dict(BLOCK_M=32, BLOCK_N=128, num_warps=8, num_stages=3),
     ("dkdv", 128): dict(BLOCK_M=32, BLOCK_N=64, num_warps=8, num_stages=3),
 }
-_FIXED = {  # fp32 on a GPU
-    "fwd": dict(BLOCK_M=64, BLOCK_N=32, num_warps=4, num_stages=2),
-    "dq": dict(BLOCK_M=64, BLOCK_N=32, num_warps=4, num_stages=2),
-    "dkdv": dict(BLOCK_M=32, BLOCK_N=64, num_warps=4, num_stages=2),
-}
+_FIXED = {name: dict(BLOCK_M=32, BLOCK_N=32, num_warps=4, num_stages=2) for name in ("fwd", "dq", "dkdv")}  # fp32
 _INTERPRETER = {"fwd": dict(BLOCK_M=32, BLOCK_N=16), "dq": dict(BLOCK_M=32, BLOCK_N=16),
                 "dkdv": dict(BLOCK_M=16, BLOCK_N=32)}
 _DELTA_BLOCK = 64 if COMPILED else 32

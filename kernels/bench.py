@@ -136,6 +136,7 @@ def bench_attention(seq_lens: list[int], out_dir: Path, device: str = "cuda", to
         if device == "cuda":
             torch.cuda.empty_cache()
     _print_attention_tables(results, list(providers), str(dtype)[6:])
+    _print_chosen_tiles()
     _plot_attention(results, list(providers), out_dir / "attention_tflops.png")
     return results
 
@@ -155,6 +156,18 @@ def _print_attention_tables(results: list[dict], providers: list[str], dtype_nam
             rows.append([str(head_dim), "yes" if causal else "no", str(n)]
                         + [_fmt(by_provider.get(p)) for p in providers] + ratios)
         print(f"\nAttention {mode}, TFLOP/s ({dtype_name}; higher is better)\n" + _markdown_table(header, rows))
+
+
+def _print_chosen_tiles() -> None:
+    """The tile shapes the autotuner picked for each shape it saw (worth recording next to the numbers)."""
+    from kernels import attention
+    lines = []
+    for (kernel, dim_class), tuner in attention._TUNED.items():
+        for key, config in getattr(tuner, "cache", {}).items():
+            lines.append(f"  {kernel:5s} (seq_len, head_dim, causal, dropout, precision, dtypes...) = {key}: "
+                         f"{config.kwargs} num_warps={config.num_warps} num_stages={config.num_stages}")
+    if lines:
+        print("\nTiles chosen by the autotuner:\n" + "\n".join(sorted(lines)))
 
 
 def _plot_attention(results: list[dict], providers: list[str], path: Path) -> None:

@@ -33,6 +33,16 @@ layernorm = load_impl("kernels.layernorm")
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 FP32_TOL = 1e-5
+# On a GPU each (head_dim, causal, dtype) combination compiles its own kernels (seconds each), so the GPU runs of the
+# shape grids below keep to these pairs, which still cover every head dim and both modes.
+GPU_PAIRS = ((16, True), (32, False), (64, True), (128, False))
+
+
+@pytest.fixture(autouse=True)
+def fixed_tiles(monkeypatch):
+    # On a GPU, autotuning would compile and time several tile shapes for every new shape in these tests: use the
+    # fixed default tiles, except where a test asks for autotuning (the big bf16 test). No effect on the CPU.
+    monkeypatch.setenv("MINIGPT_AUTOTUNE", "0")
 
 
 def max_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
@@ -81,7 +91,7 @@ def check_attention(queries, keys, values, grad_out, causal, dropout_p=0.0, seed
 # Every head dim × every awkward length × causal or not in fp32: 1 token (the softmax is exactly 1), 7 (shorter than a
 # tile), 65 (one past a tile boundary), 130 (several tiles and a partial one; the causal diagonal crosses tiles).
 SHAPES_FP32 = [(1, 2, n, d, causal, torch.float32) for n in (1, 7, 65, 130) for d in (16, 32, 64, 128)
-               for causal in (True, False)]
+               for causal in (True, False) if DEVICE == "cpu" or (d, causal) in GPU_PAIRS]
 SHAPES_FP16 = [(1, 2, 65, 16, False, torch.float16), (2, 1, 130, 64, True, torch.float16),
                (1, 1, 7, 128, True, torch.float16), (1, 1, 130, 32, False, torch.float16)]
 
@@ -278,8 +288,8 @@ def test_gpt_model_with_triton_kernels_matches_torch_implementation():
 # ----------------------------------------------------------------------------------------------------------------------
 
 # On a GPU every new shape of an autotuned kernel compiles and times several tile configurations. The big bf16 test
-# autotunes (the same kernels the benchmark then reuses from Triton's cache); the many small shapes use the fixed
-# default tiles (MINIGPT_AUTOTUNE=0) so that the GPU tests finish in minutes.
+# autotunes (the same kernels the benchmark then reuses from Triton's cache); everything else uses the fixed default
+# tiles (the fixed_tiles fixture) so that the GPU tests finish in minutes.
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("head_dim", [64, 128])
@@ -308,9 +318,8 @@ def test_gpu_attention_large_matches_sdpa(head_dim, causal, dtype, autotune, mon
 @pytest.mark.gpu
 @pytest.mark.parametrize("seq_len", [1, 7, 65, 130, 1000, 1023])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
-def test_gpu_attention_odd_lengths_match_float64_reference(seq_len, dtype, monkeypatch):
-    monkeypatch.setenv("MINIGPT_AUTOTUNE", "0")
-    for head_dim, causal in ((16, True), (32, False), (64, True), (128, False)):
+def test_gpu_attention_odd_lengths_match_float64_reference(seq_len, dtype):
+    for head_dim, causal in GPU_PAIRS:
         queries, keys, values = random_qkv(2, 3, seq_len, head_dim, dtype, device="cuda", seed=seq_len)
         grad_out = torch.randn_like(queries)
         check_attention(queries, keys, values, grad_out, causal, floor=2e-3 if dtype == torch.bfloat16 else 1e-4)
@@ -318,8 +327,7 @@ def test_gpu_attention_odd_lengths_match_float64_reference(seq_len, dtype, monke
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_gpu_attention_dropout_matches_reference_with_the_same_mask(dtype, monkeypatch):
-    monkeypatch.setenv("MINIGPT_AUTOTUNE", "0")
+def test_gpu_attention_dropout_matches_reference_with_the_same_mask(dtype):
     queries, keys, values = random_qkv(2, 4, 300, 64, dtype, device="cuda", seed=9)
     grad_out = torch.randn_like(queries)
     check_attention(queries, keys, values, grad_out, causal=True, dropout_p=0.2, seed=99,
