@@ -154,6 +154,12 @@ class GPTAttention(MultiHeadAttention):
     def __init__(self, cfg: GPTConfig, layer: int):
         super().__init__(cfg.emb_dim, cfg.emb_dim, cfg.context_length, cfg.drop_rate, cfg.n_heads, cfg.qkv_bias)
         self.impl = cfg.attention_impl
+        if self.impl == "triton" and self.head_dim not in (16, 32, 64, 128):
+            # The Triton kernel tiles the head dimension in powers of two of at least 16 (tl.dot's minimum).
+            if layer == 0:
+                print(f"attention_impl='triton' needs a head dim of 16, 32, 64 or 128, not {self.head_dim}: "
+                      f"using torch's SDPA instead")
+            self.impl = "torch"
         self.layer = layer  # which slot of a KVCache is ours
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None,
