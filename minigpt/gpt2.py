@@ -71,11 +71,15 @@ def weights_url(size: str) -> str:
 
 def gpt2_weights(size: str = "gpt2", local: str | os.PathLike | None = None, quiet: bool = False) -> Path:
     """Path to the model.safetensors of `size`: `local` (a file or a directory holding it) or the cached
-    download (downloaded on first use into the minigpt cache, sha256-checked where pinned)."""
+    download (downloaded on first use into the minigpt cache, sha256-checked where pinned).
+
+    A local copy is not sha256-checked: it may be a re-saved or converted copy (load_gpt2 checks its shapes).
+    """
     name = size_name(size)
     url = weights_url(size)
     try:
-        return download(url, "model.safetensors", SHA256[name], local=local, subdir=name, quiet=quiet)
+        return download(url, "model.safetensors", None if local is not None else SHA256[name], local=local,
+                        subdir=name, quiet=quiet)
     except RuntimeError as e:   # no network: say how to hand over a copy
         raise RuntimeError(f"{e}\nIn Python: load_gpt2('/path/to/model.safetensors') (or a directory holding it, "
                            f"optionally with config.json); chapter 7: python chapters/ch07_gpt2.py --weights PATH"

