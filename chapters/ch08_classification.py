@@ -2,7 +2,7 @@
 
     python chapters/ch08_classification.py                          # bundled SMS data, small random-init GPT, CPU
     python chapters/ch08_classification.py --strategy lora          # train low-rank adapters instead
-    python chapters/ch08_classification.py --pooling first          # see why the last token is the one to use
+    python chapters/ch08_classification.py --compare-pooling        # last vs first vs mean token: why the last
     python chapters/ch08_classification.py --data my_messages.tsv   # any file in the UCI format (split 70/10/20)
     python chapters/ch08_classification.py --download --weights gpt2 --strategy lora   # real data, GPT-2 124M
 
@@ -66,6 +66,8 @@ def parse_args() -> argparse.Namespace:
     model.add_argument("--n-layers", type=int, default=4, help="blocks of the random-init model")
     model.add_argument("--n-heads", type=int, default=4, help="heads of the random-init model")
     model.add_argument("--pooling", choices=POOLINGS, default="last", help="which token(s) classify the message")
+    model.add_argument("--compare-pooling", action="store_true",
+                       help="afterwards, train the same model once per pooling and compare test accuracy")
     train = p.add_argument_group("training")
     train.add_argument("--strategy", choices=STRATEGIES, default="all", help="which parameters train")
     train.add_argument("--last-blocks", type=int, default=1, help='blocks that train with --strategy last')
@@ -78,6 +80,8 @@ def parse_args() -> argparse.Namespace:
     train.add_argument("--lr", type=float, help="learning rate (default depends on the strategy, see DEFAULT_LR)")
     train.add_argument("--weight-decay", type=float, default=0.1)
     p.add_argument("--device", default="auto", help='"auto" (cuda if available, else cpu), "cpu", "cuda", ...')
+    p.add_argument("--threads", type=int, help="CPU threads (default: 1 for the small random-init model, which "
+                                               "gains little from more and loses a lot on a busy machine)")
     p.add_argument("--seed", type=int, default=123)
     p.add_argument("--out", type=Path, default=Path("out/ch08"), help="folder for figures, metrics and the model")
     return p.parse_args()
@@ -183,6 +187,22 @@ def show_reading(model: GPTClassifier, text: str, encoding) -> None:
     print("  " + " ".join(f"{encoding.decode([i])!r}:{p:.2f}" for i, p in zip(ids, probs.tolist())))
 
 
+def compare_pooling(args, cfg: GPTConfig, device, lr: float, train_loader, val_loader, test_loader) -> None:
+    """Train the same model from the same start once per pooling; print the test accuracy of each."""
+    print(f"Comparing poolings ({args.epochs} epochs each, same data, same initial weights):")
+    for pooling in POOLINGS:
+        torch.manual_seed(args.seed)
+        gpt = load_base_model(args.weights, str(args.checkpoint) if args.checkpoint else None, cfg, device)
+        model = GPTClassifier(gpt, num_classes=2, pooling=pooling).to(device)
+        set_trainable(model, args.strategy, args.last_blocks, args.lora_rank, args.lora_alpha,
+                      lora_targets(args.lora_targets))
+        model.to(device)
+        history = train_classifier(model, train_loader, val_loader, test_loader, epochs=args.epochs, lr=lr,
+                                   weight_decay=args.weight_decay, device=device, progress=False)
+        print(f"  {pooling:5s} test accuracy {history['test_acc'][-1]:.1%} "
+              f"(validation {history['val_acc'][-1]:.1%}, train {history['train_acc'][-1]:.1%})")
+
+
 def main() -> None:
     args = parse_args()
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
@@ -207,6 +227,9 @@ def main() -> None:
         print("  " + describe(name, examples))
 
     pretrained = bool(args.weights or args.checkpoint)
+    if device.type == "cpu":
+        torch.set_num_threads(args.threads or (torch.get_num_threads() if pretrained else 1))
+        print(f"Using {torch.get_num_threads()} CPU thread(s).")
     cfg = GPTConfig.preset("tiny", emb_dim=args.emb_dim, n_layers=args.n_layers, n_heads=args.n_heads)
     gpt = load_base_model(args.weights, str(args.checkpoint) if args.checkpoint else None, cfg, device)
     origin = (f"GPT-2 weights {args.weights}" if args.weights else f"checkpoint {args.checkpoint}" if args.checkpoint
@@ -269,6 +292,9 @@ def main() -> None:
     for text in NEW_MESSAGES:
         label, prob = classify(reloaded, text, encode, max_length)
         print(f"  {label:4s} ({prob:.1%})  {text}")
+
+    if args.compare_pooling:
+        compare_pooling(args, cfg, device, lr, train_loader, val_loader, test_loader)
 
     metrics = {"source": source, "strategy": args.strategy, "pooling": args.pooling, "lr": lr,
                "trainable_parameters": trainable, "total_parameters": total, "history": history,

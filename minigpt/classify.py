@@ -49,9 +49,13 @@ def read_sms_file(path: str | os.PathLike, labels: Sequence[str] = LABELS) -> li
     """
     path = Path(path)
     examples: list[Example] = []
-    with open(path, encoding="utf-8-sig", newline="") as f:  # -sig: ignore a byte-order mark
-        for number, line in enumerate(f, start=1):
-            line = line.rstrip("\r\n")
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8").removeprefix("\ufeff" if number == 1 else "").rstrip("\r\n")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{path}:{number}: not UTF-8 text ({e.reason} at byte {e.start}); "
+                                 f"save the file as UTF-8") from None
             if not line.strip():
                 continue
             label, tab, text = line.partition("\t")
@@ -218,9 +222,11 @@ class GPTClassifier(nn.Module):
         self.gpt = gpt
         # A new head replaces the vocabulary head (with tied weights the token embedding keeps its own copy).
         self.gpt.out_head = nn.Linear(gpt.cfg.emb_dim, num_classes)
-        self.num_classes, self.pooling = num_classes, pooling
-        self.labels = tuple(labels) if labels is not None else tuple(LABELS[:num_classes]) if num_classes == 2 \
-            else tuple(str(i) for i in range(num_classes))
+        if labels is None:
+            labels = LABELS if num_classes == 2 else [str(i) for i in range(num_classes)]
+        if len(labels) != num_classes:
+            raise ValueError(f"{len(labels)} labels for {num_classes} classes")
+        self.num_classes, self.pooling, self.labels = num_classes, pooling, tuple(labels)
 
     def forward(self, input_ids: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Class logits (batch, num_classes) for right-padded ids (batch, tokens) with true `lengths` (batch,)."""

@@ -73,6 +73,15 @@ def test_malformed_line_is_reported_with_file_line_and_expectation(tmp_path, bad
     assert f"{path}:3" in message and problem in message and "expected" in message
 
 
+def test_byte_order_mark_is_ignored_and_other_encodings_are_reported(tmp_path):
+    path = tmp_path / "bom.tsv"
+    path.write_bytes("\ufeffham\tcafé\n".encode("utf-8"))
+    assert clf.read_sms_file(path) == [("ham", "café")]
+    path.write_bytes("ham\thi\nspam\tWIN £5\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=":2: not UTF-8"):
+        clf.read_sms_file(path)
+
+
 def test_header_anywhere_but_the_first_line_is_an_error(tmp_path):
     path = write(tmp_path, "ham\thi\nlabel\ttext\n")
     with pytest.raises(ValueError, match=":2"):
