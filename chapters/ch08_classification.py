@@ -51,8 +51,8 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     data = p.add_argument_group("data")
-    data.add_argument("--data", type=Path, help="a file in the UCI SMS format to split 70/10/20 "
-                                                "(default: the bundled data/sms splits)")
+    data.add_argument("--data", type=Path, help="a file in the UCI SMS format to split 70/10/20, or the UCI zip "
+                                                "downloaded elsewhere (default: the bundled data/sms splits)")
     data.add_argument("--download", action="store_true", help="download the UCI SMS Spam Collection and split it")
     data.add_argument("--no-verify", action="store_true", help="with --download, skip the sha256 check")
     data.add_argument("--balance", choices=("all", "train", "none"), default="all",
@@ -90,7 +90,10 @@ def parse_args() -> argparse.Namespace:
 def load_splits(args) -> tuple[list, list, list, str]:
     """Train/validation/test examples and a sentence saying where they came from."""
     if args.data or args.download:
-        path = args.data if args.data else download_sms_spam(verify=not args.no_verify)
+        if args.download or args.data.suffix == ".zip":
+            path = download_sms_spam(verify=not args.no_verify, local=args.data)
+        else:
+            path = args.data
         examples = read_sms_file(path)
         train, val, test = stratified_split(examples, (0.7, 0.1, 0.2), seed=args.seed)
         return train, val, test, f"{path} ({len(examples)} messages), split 70/10/20 per class with seed {args.seed}"
@@ -215,7 +218,8 @@ def main() -> None:
     try:
         train, val, test, source = load_splits(args)
     except (OSError, RuntimeError, ValueError) as e:
-        sys.exit(f"error: {e}")
+        hint = " (--no-verify skips the check)" if "sha256" in str(e) else ""
+        sys.exit(f"error: {e}{hint}")
     print(f"Data: {source}.")
     if args.balance != "none":
         train = undersample(train, args.seed)

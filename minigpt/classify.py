@@ -129,20 +129,21 @@ def undersample(examples: Sequence[Example], seed: int = 123) -> list[Example]:
     return [e for i, e in enumerate(examples) if i in keep]
 
 
-def download_sms_spam(verify: bool = True, quiet: bool = False) -> Path:
-    """Download the UCI SMS Spam Collection (cached) and return the path of its `SMSSpamCollection` file.
+def download_sms_spam(verify: bool = True, quiet: bool = False, local: str | os.PathLike | None = None) -> Path:
+    """Download the UCI SMS Spam Collection zip (cached), extract `SMSSpamCollection` into the cache, return its path.
 
-    `verify=False` skips the sha256 check (for a repackaged zip whose checksum differs from the pinned one).
+    `local`: a copy of the zip downloaded elsewhere (no network then). `verify=False` skips the sha256 check,
+    for a repackaged zip whose checksum differs from the pinned one.
     """
-    from minigpt.download import download
+    from minigpt.download import cache_dir, download
     archive = download(SMS_SPAM_URL, "sms+spam+collection.zip", SMS_SPAM_SHA256 if verify else None,
-                       subdir="sms", quiet=quiet)
-    target = archive.with_name("SMSSpamCollection")
-    if not target.is_file():
-        with zipfile.ZipFile(archive) as z:
-            if "SMSSpamCollection" not in z.namelist():
-                raise ValueError(f"{archive} has no SMSSpamCollection file (it holds {z.namelist()})")
-            _atomic_write(target, z.read("SMSSpamCollection"))
+                       local=local, subdir="sms", quiet=quiet)
+    with zipfile.ZipFile(archive) as z:
+        if "SMSSpamCollection" not in z.namelist():
+            raise ValueError(f"{archive} has no SMSSpamCollection file (it holds {z.namelist()})")
+        target = cache_dir() / "sms" / "SMSSpamCollection"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(target, z.read("SMSSpamCollection"))   # half a megabyte: extracting again costs nothing
     return target
 
 
@@ -221,7 +222,8 @@ class GPTClassifier(nn.Module):
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         self.gpt = gpt
         # A new head replaces the vocabulary head (with tied weights the token embedding keeps its own copy).
-        self.gpt.out_head = nn.Linear(gpt.cfg.emb_dim, num_classes)
+        like = gpt.tok_emb.weight   # same device and dtype as the model (GPT-2 may be loaded in bfloat16 on a GPU)
+        self.gpt.out_head = nn.Linear(gpt.cfg.emb_dim, num_classes, device=like.device, dtype=like.dtype)
         if labels is None:
             labels = LABELS if num_classes == 2 else [str(i) for i in range(num_classes)]
         if len(labels) != num_classes:

@@ -146,6 +146,11 @@ def test_download_extracts_the_collection_from_the_cached_zip(tmp_path, monkeypa
         clf.download_sms_spam(verify=True, quiet=True)   # our zip is not the real one
     path = clf.download_sms_spam(verify=False, quiet=True)
     assert clf.read_sms_file(path) == [("ham", "Go home"), ("spam", "WIN now")]
+    # A zip downloaded elsewhere works the same way.
+    with zipfile.ZipFile(tmp_path / "elsewhere.zip", "w") as z:
+        z.writestr("SMSSpamCollection", "spam\tFREE tickets\n")
+    path = clf.download_sms_spam(verify=False, local=tmp_path / "elsewhere.zip")
+    assert clf.read_sms_file(path) == [("spam", "FREE tickets")]
 
 
 # --------------------------------------------------------------------------------- padding, batching
