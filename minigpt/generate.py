@@ -166,6 +166,8 @@ def _call(model: nn.Module, tokens: torch.Tensor, cache, mask: torch.Tensor | No
     Leaving out unused keywords lets `generate` drive any model(idx) -> logits, such as chapter 4's.
     """
     kwargs = {}
+    if hasattr(model, "new_cache"):  # a GPTModel: generation needs only the last position's logits
+        kwargs["last_only"] = True
     if cache is not None:
         kwargs["cache"] = cache
     if mask is not None:

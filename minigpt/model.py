@@ -264,12 +264,14 @@ class GPTModel(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     def forward(self, in_idx: torch.Tensor, cache: KVCache | None = None,
-                attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+                attention_mask: torch.Tensor | None = None, last_only: bool = False) -> torch.Tensor:
         """Logits (batch, tokens, vocab) for token ids (batch, tokens).
 
         With `cache`, `in_idx` holds only the new tokens and the cached ones come first. `attention_mask`
         (batch, cached + new tokens) marks real tokens with 1 and left padding with 0, for batches of prompts
-        of different lengths; positions then count real tokens only.
+        of different lengths; positions then count real tokens only. `last_only` returns the logits of the
+        last position alone, (batch, 1, vocab): all that generation needs, and the output head is the
+        largest matrix product of a small model.
         """
         batch, num_tokens = in_idx.shape
         past = len(cache) if cache is not None else 0
@@ -286,6 +288,8 @@ class GPTModel(nn.Module):
         x = self.drop_emb(self.tok_emb(in_idx) + self.pos_emb(positions))
         for block in self.trf_blocks:
             x = block(x, cache, attention_mask)
+        if last_only:
+            x = x[:, -1:, :]
         return self.out_head(self.final_norm(x))
 
     def new_cache(self) -> KVCache:

@@ -208,3 +208,10 @@ def test_measured_activation_memory_matches_the_estimate_on_cpu():
     # The estimate counts vectors per token, not tensors (a residual sum can share storage with a
     # LayerNorm input): 10% covers that, while a missing term (a 4·d tensor is 14% of the total) fails.
     assert abs(measured - expected) < 0.10 * expected, (measured, expected)
+
+
+def test_last_only_gives_the_last_positions_logits():
+    torch.manual_seed(9)
+    model = m.GPTModel(tiny()).eval()
+    x = torch.randint(0, 97, (2, 11))
+    torch.testing.assert_close(model(x, last_only=True), model(x)[:, -1:])
