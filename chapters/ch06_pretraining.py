@@ -25,15 +25,15 @@ from minigpt.generate import generate
 from minigpt.model import GPTConfig, GPTModel, count_parameters
 from minigpt.tokenizer import gpt2_tiktoken_encoding
 from minigpt.train import (TrainConfig, WindowBatches, benchmark, fixed_batches, flops_per_token,
-                           load_checkpoint, model_from_checkpoint, setup_distributed, train)
+                           load_checkpoint, model_from_checkpoint, plot_losses, setup_distributed, train)
 
 # Each preset: the model, and the training settings that suit it. Command-line options override them.
 PRESETS = {
     # 4 layers, width 128, GPT-2's vocabulary, output head tied to the token embedding (half the parameters,
     # and twice as fast on a CPU, where the 50,257-wide head and its optimizer state dominate).
     "tiny": dict(model=dict(base="tiny", context_length=128, tie_weights=True, drop_rate=0.1),
-                 batch_size=8, steps=200, grad_accum=1, lr=1e-3, min_lr=1e-4, warmup=20, weight_decay=0.1,
-                 eval_every=20, sample_every=100, checkpoint_every=100, compile=False),
+                 batch_size=8, steps=150, grad_accum=1, lr=1e-3, min_lr=1e-4, warmup=15, weight_decay=0.1,
+                 eval_every=15, sample_every=75, checkpoint_every=75, compile=False),
     # GPT-2 small (124M parameters tied) as nanoGPT trains it: vocabulary padded from 50,257 to 50,304
     # (a multiple of 64, so the head's matmul tiles evenly), no dropout, 16 x 1024 tokens per micro-batch,
     # 32 micro-batches per step = 524,288 tokens, 19,073 steps = 10B tokens.
@@ -82,7 +82,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     gen = p.add_argument_group("generation")
     gen.add_argument("--prompt", default="Once upon a time")
     gen.add_argument("--max-new-tokens", type=int, default=60)
-    gen.add_argument("--temperature", type=float, default=0.8, help="for the final sample (0: greedy)")
+    gen.add_argument("--temperature", type=float, default=0.8, help="for the samples (0: greedy)")
     gen.add_argument("--top-k", type=int, default=40)
     p.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu or cuda")
     p.add_argument("--seed", type=int, default=1337)
@@ -226,7 +226,8 @@ def main(argv=None) -> None:
         max_steps=args.steps, grad_accum_steps=args.grad_accum, learning_rate=args.lr, min_lr=args.min_lr,
         warmup_steps=args.warmup, weight_decay=args.weight_decay, grad_clip=args.grad_clip,
         eval_every=args.eval_every, eval_batches=args.eval_batches, sample_every=args.sample_every,
-        sample_prompt=args.prompt, sample_tokens=30, checkpoint_every=args.checkpoint_every, out_dir=args.out,
+        sample_prompt=args.prompt, sample_tokens=30, sample_temperature=args.temperature, sample_top_k=args.top_k,
+        checkpoint_every=args.checkpoint_every, out_dir=args.out,
         dtype=args.dtype, compile=args.compile, seed=args.seed, progress=not args.quiet)
 
     if args.bench_steps:
@@ -269,25 +270,37 @@ def main(argv=None) -> None:
 
 
 def report(history: dict, args: argparse.Namespace) -> None:
-    """Final numbers, and an honest word about overfitting when the validation loss says so."""
+    """Final numbers, an honest word about overfitting, and the loss plot with that word on it."""
     train_loss = history["train_loss"][-1]
     print(f"\nAfter {history['step'][-1]} steps ({history['tokens'][-1]:,} tokens): training loss {train_loss:.3f}",
           end="")
     if not history["val_loss"]:
         print(".")
         return
-    val_losses = history["val_loss"]
+    val_losses, val_steps = history["val_loss"], history["val_step"]
     best = min(range(len(val_losses)), key=val_losses.__getitem__)
     final = val_losses[-1]
-    print(f", validation loss {final:.3f} (lowest {val_losses[best]:.3f} at step {history['val_step'][best]}).")
-    if final - val_losses[best] > 0.05 or final - train_loss > 1.0:
-        print(f"The model is overfitting: the training loss kept falling while the validation loss "
-              f"{'rose from its lowest point' if final - val_losses[best] > 0.05 else 'stayed far above it'}. "
-              f"It is memorising the training text rather than learning language in general: "
-              f"{'a few stories are' if not (args.data or args.mix) else 'this data is'} far too little text for "
-              f"{'a model with millions of parameters' if not (args.data or args.mix) else 'this many steps'}. "
-              f"The plot marks the lowest validation loss. More text (--data, see data/prepare_tinystories.py), "
-              f"fewer steps or more dropout would help.")
+    print(f", validation loss {final:.3f} (lowest {val_losses[best]:.3f} at step {val_steps[best]}).")
+    gap = final - train_loss
+    small_data = not (args.data or args.mix)
+    note = ""
+    if final - val_losses[best] > 0.05:
+        note = (f"Overfitting: validation loss rose from {val_losses[best]:.2f} (step {val_steps[best]}) "
+                f"to {final:.2f} while training loss kept falling.")
+    elif gap > 0.5:
+        # Compare the last third of the run: is the validation loss still following the training loss?
+        third = next(i for i, s in enumerate(val_steps) if s >= val_steps[-1] * 2 / 3)
+        train_then = history["train_loss"][history["step"].index(val_steps[third])]
+        note = (f"Memorising: training loss is {gap:.2f} below validation loss; over the last third of the run "
+                f"training loss fell {train_then - train_loss:.2f}, validation loss only "
+                f"{val_losses[third] - final:.2f}.")
+    if note:
+        print(note + (" The model learns these few stories by heart rather than language in general: "
+                      "a few thousand tokens are far too little text for millions of parameters." if small_data else "")
+              + " More text (--data; see data/prepare_tinystories.py), fewer steps or more dropout would help.")
+    what = "the bundled stories" if small_data else "token shards"
+    plot_losses(history, Path(args.out) / "loss.png",
+                title=f"Chapter 6: {args.preset} GPT on {what}", note=note)
 
 
 if __name__ == "__main__":
