@@ -63,7 +63,6 @@ Decisions, stated once
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import os
 import random
@@ -719,6 +718,7 @@ def train(model: nn.Module, train_batches: Iterable, val_batches: Iterable | Non
             step_model, device_ids=[device.index] if device.type == "cuda" else None)
     compile_checked = not config.compile
 
+    gpt = find_gpt(raw)
     seq_len = None
     flops_token = None
     peak = peak_flops(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
@@ -735,8 +735,7 @@ def train(model: nn.Module, train_batches: Iterable, val_batches: Iterable | Non
             save_checkpoint(ckpt_path, {
                 "format": CHECKPOINT_FORMAT,
                 "model": raw.state_dict(),
-                "model_config": asdict(raw.cfg) if hasattr(raw, "cfg") and dataclasses.is_dataclass(raw.cfg)
-                else None,
+                "model_config": asdict(gpt.cfg) if gpt is not None else None,   # the GPTModel inside
                 "train_config": asdict(config),
                 "optimizer": optimizer.state_dict(),
                 "step": step,

@@ -336,3 +336,20 @@ def test_two_ddp_processes_end_with_the_weights_of_one_process_on_the_same_globa
         # rounding differs in the last bits (1e-7 relative); four AdamW steps of size ~3e-3 keep the weights
         # within 1e-5 of each other.
         torch.testing.assert_close(rank0[name], tensor, rtol=1e-4, atol=1e-5)
+
+
+# --------------------------------------------------------------------------------------------- GPU
+
+@pytest.mark.gpu
+def test_cuda_training_in_bf16_with_fused_adamw_learns_and_reports_memory(tmp_path):
+    model = tiny_model().cuda()
+    optimizer = train_mod.make_optimizer(model, train_mod.TrainConfig())
+    assert all(group.get("fused") for group in optimizer.param_groups), "fused AdamW on CUDA"
+    pattern = torch.arange(17) * 5 % VOCAB
+    data = train_mod.WindowBatches(GPTDataset(pattern.repeat(20), 16, 4), batch_size=8, seed=0)
+    history = train_mod.train(model, data, None, quiet_config(tmp_path, max_steps=40, warmup_steps=5,
+                                                              learning_rate=1e-2, min_lr=1e-3, eval_every=0))
+    # Same bar as the CPU overfit test: bf16 autocast changes the rounding, not what can be learned.
+    assert history["train_loss"][-1] < 0.1 * history["train_loss"][0]
+    result = train_mod.benchmark(model, batch_size=4, seq_len=16, steps=2, warmup=1)
+    assert result["peak_memory_bytes"] > 0 and result["tokens_per_s"] > 0
