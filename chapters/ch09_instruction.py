@@ -44,7 +44,7 @@ MiB = 1024 ** 2
 # Learning rates that work: a model trained from scratch takes large steps; pretrained weights need small
 # ones, or finetuning wipes out what pretraining learned. LoRA's update starts at zero and is scaled by
 # alpha / rank, so it sits in between.
-DEFAULT_LR = {"scratch": 2e-3, "pretrained": 5e-5, "lora": 5e-4}
+DEFAULT_LR = {"scratch": 5e-3, "pretrained": 5e-5, "lora": 5e-4}
 
 
 def parse_args() -> argparse.Namespace:
@@ -68,11 +68,12 @@ def parse_args() -> argparse.Namespace:
                                                                 "layer of the blocks (0: train every weight)")
     model.add_argument("--lora-alpha", type=float, default=None, help="LoRA scale numerator (default: 2 x rank)")
     train = p.add_argument_group("training")
-    train.add_argument("--steps", type=int, default=220, help="optimizer steps")
+    train.add_argument("--steps", type=int, default=600, help="optimizer steps")
     train.add_argument("--batch-size", type=int, default=8)
     train.add_argument("--lr", type=float, help="peak learning rate (default depends on the start, see DEFAULT_LR)")
     train.add_argument("--mask-prompt", action="store_true", help="count only response tokens in the loss")
-    train.add_argument("--max-new-tokens", type=int, default=40, help="longest answer generated")
+    train.add_argument("--max-new-tokens", type=int,
+                       help="longest answer generated (default: the longest test reference + 8 tokens, at most 256)")
     judge = p.add_argument_group("optional judge (a local Ollama server, never required)")
     judge.add_argument("--judge", action="store_true", help="also grade the test answers with a local Ollama model")
     judge.add_argument("--judge-model", default="llama3.2", help="Ollama model name")
@@ -171,7 +172,9 @@ def main() -> None:
 
     # ---- the model
     pretrained = bool(args.weights or args.checkpoint)
-    cfg = GPTConfig.preset("tiny", tie_weights=True)   # small enough to finetune on a laptop CPU in minutes
+    # Small enough to finetune on a laptop CPU in minutes. No dropout: a few epochs over a small dataset is too
+    # little training to overfit, and dropout would only slow the learning down.
+    cfg = GPTConfig.preset("tiny", tie_weights=True, drop_rate=0.0)
     try:
         model = load_base_model(args.weights, str(args.checkpoint) if args.checkpoint else None, cfg, device)
     except (OSError, RuntimeError, ValueError) as e:
@@ -200,6 +203,10 @@ def main() -> None:
     show_batch(datasets["train"], encoding, args.mask_prompt)
 
     # ---- before finetuning
+    if args.max_new_tokens is None:
+        longest_answer = max(len(encoding.encode_ordinary(r["output"])) for r in splits["test"])
+        args.max_new_tokens = min(256, longest_answer + 8)
+    print(f"Answers are generated greedily, up to {args.max_new_tokens} tokens, stopping at <|endoftext|>.")
     shown = random.Random(args.seed).sample(splits["test"], min(3, len(splits["test"])))
     before = generate_responses(model, encoding, shown, args.style, args.max_new_tokens, progress=False)
     show_answers("Before finetuning, the model answers:", shown, before)

@@ -117,6 +117,8 @@ def load_records(path: str | os.PathLike) -> list[dict]:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise RecordError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+        if not data:
+            raise RecordError(f"{path} holds no records (an empty JSON array)")
         return [check_record(record, f"{path} record {i}") for i, record in enumerate(data)]
     records = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -428,6 +430,7 @@ def generate_responses(model: nn.Module, tokenizer, records: Sequence[dict], sty
 
     context = model.cfg.context_length
     budget = max(context - max_new_tokens, 1)
+    text_only = _OrdinaryText(tokenizer)
     prompts = [format_prompt(r, style, tokenizer=tokenizer, max_tokens=budget) for r in records]
     lengths = [_count_tokens(tokenizer, p) for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
@@ -435,11 +438,25 @@ def generate_responses(model: nn.Module, tokenizer, records: Sequence[dict], sty
     starts = range(0, len(order), batch_size)
     for start in tqdm(starts, desc="generating", unit="batch", disable=not progress or len(starts) < 2):
         chosen = order[start:start + batch_size]
-        texts = generate_text(model, tokenizer, [prompts[i] for i in chosen], max_new_tokens,
+        texts = generate_text(model, text_only, [prompts[i] for i in chosen], max_new_tokens,
                               temperature=temperature, seed=seed, eos_id=END_TOKEN_ID, device=device)
         for i, text in zip(chosen, texts):
             answers[i] = extract_response(text, style)
     return answers
+
+
+class _OrdinaryText:
+    """A tokenizer whose encode() reads every string as ordinary text, as InstructionDataset does: a literal
+    "<|endoftext|>" in a record is text there, so it must be text in the prompt too (tiktoken would refuse it)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode_ordinary(text))
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids)
 
 
 def write_responses(records: Sequence[dict], responses: Sequence[str], path: str | os.PathLike,
