@@ -96,20 +96,22 @@ def read_data(args) -> tuple[dict[str, list[dict]], str]:
 
 def show_batch(dataset: InstructionDataset, encoding, mask_prompt: bool) -> None:
     """One tiny batch, column by column: the input token, and the target the model is trained to predict there."""
-    short = sorted(range(len(dataset)), key=lambda i: len(dataset[i][0]))[:2]
-    inputs, targets = collate_instructions([dataset[i] for i in short], mask_prompt=mask_prompt)
-    row = 0
-    n_real = len(dataset[short[row]][0])
-    print(f"A batch of the two shortest examples is {tuple(inputs.shape)} (padded with <|endoftext|> = 50256). "
-          f"The last columns of row {row}:")
+    by_length = sorted(range(len(dataset)), key=lambda i: len(dataset[i][0]))
+    shortest = by_length[0]
+    # A partner a few tokens longer, so the shortest example gets a few padding columns to show.
+    partner = next((i for i in by_length if len(dataset[i][0]) >= len(dataset[shortest][0]) + 3), by_length[-1])
+    inputs, targets = collate_instructions([dataset[shortest], dataset[partner]], mask_prompt=mask_prompt)
+    n_real = len(dataset[shortest][0])
+    print(f"A batch of two examples is {tuple(inputs.shape)}: the shorter one is padded with <|endoftext|> "
+          f"(50256). Its last columns:")
     for t in range(max(0, n_real - 4), inputs.shape[1]):
-        target = int(targets[row, t])
+        target = int(targets[0, t])
         shown = "-100 (ignored)" if target == IGNORE_INDEX else f"{target:5d} {encoding.decode([target])!r}"
-        print(f"    input {int(inputs[row, t]):5d} {encoding.decode([int(inputs[row, t])])!r:16} -> target {shown}")
-    hidden = int((targets[row] == IGNORE_INDEX).sum())
-    print(f"  The first <|endoftext|> stays a target (so the model learns to stop); the padding after it is -100. "
-          f"{'The prompt is masked too: ' if mask_prompt else ''}{hidden} of row {row}'s {targets.shape[1]} targets "
-          f"are ignored.\n")
+        print(f"    input {int(inputs[0, t]):5d} {encoding.decode([int(inputs[0, t])])!r:16} -> target {shown}")
+    hidden = int((targets[0] == IGNORE_INDEX).sum())
+    print(f"  The first <|endoftext|> stays a target (so the model learns to stop); the padding after it is -100"
+          f"{' and so is the prompt (--mask-prompt)' if mask_prompt else ''}: {hidden} of the row's "
+          f"{targets.shape[1]} targets add nothing to the loss.\n")
 
 
 def show_answers(title: str, records: list[dict], answers: list[str]) -> None:
