@@ -1,6 +1,6 @@
 """Chapter 6: pretrain a GPT from random weights, then let it write.
 
-    python chapters/ch06_pretraining.py                    # tiny GPT on the bundled stories, CPU, about 3 minutes
+    python chapters/ch06_pretraining.py                    # tiny GPT on the bundled stories, CPU, about 2 minutes
     python chapters/ch06_pretraining.py --data DIR         # token shards from `python -m minigpt.data prepare`
     python chapters/ch06_pretraining.py --mix "dirA:0.8,dirB:0.2"    # several shard folders, mixed
     python chapters/ch06_pretraining.py --resume out/ch06/ckpt.pt --steps 400   # continue a run exactly
@@ -32,8 +32,8 @@ PRESETS = {
     # 4 layers, width 128, GPT-2's vocabulary, output head tied to the token embedding (half the parameters,
     # and twice as fast on a CPU, where the 50,257-wide head and its optimizer state dominate).
     "tiny": dict(model=dict(base="tiny", context_length=128, tie_weights=True, drop_rate=0.1),
-                 batch_size=8, steps=150, grad_accum=1, lr=1e-3, min_lr=1e-4, warmup=15, weight_decay=0.1,
-                 eval_every=15, sample_every=75, checkpoint_every=75, compile=False),
+                 batch_size=8, steps=350, grad_accum=1, lr=4e-3, min_lr=4e-4, warmup=30, weight_decay=0.1,
+                 eval_every=25, sample_every=175, checkpoint_every=175, compile=False),
     # GPT-2 small (124M parameters tied) as nanoGPT trains it: vocabulary padded from 50,257 to 50,304
     # (a multiple of 64, so the head's matmul tiles evenly), no dropout, 16 x 1024 tokens per micro-batch,
     # 32 micro-batches per step = 524,288 tokens, 19,073 steps = 10B tokens.
