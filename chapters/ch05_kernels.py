@@ -20,6 +20,8 @@ import time  # noqa: E402
 
 import torch  # noqa: E402
 
+from minigpt.files import atomic_open  # noqa: E402
+
 
 def online_softmax_walkthrough(seed: int) -> dict:
     """One query row against 12 keys, taken 4 at a time, the way a FlashAttention program sees them."""
@@ -92,10 +94,8 @@ def plot_figures(walkthrough: dict, kinds: torch.Tensor, seq_len: int, block_m: 
                     "grey: skipped, blue: no mask needed, orange: masked (diagonal)")
     right.set_xlabel("key position")
     right.set_ylabel("query position")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 

@@ -18,8 +18,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import argparse
 import json
-import os
-import tempfile
 import time
 
 import torch
@@ -28,6 +26,7 @@ from minigpt.classify import (LABELS, POOLINGS, STRATEGIES, GPTClassifier, SpamD
                               download_sms_spam, evaluate, load_base_model, load_classifier, make_loader, predict,
                               read_sms_file, save_classifier, set_trainable, stratified_split, train_classifier,
                               undersample)
+from minigpt.files import atomic_open
 from minigpt.lora import ALL_LINEAR, ATTENTION_QV, merge_lora
 from minigpt.model import GPTConfig, GPTModel
 from minigpt.tokenizer import gpt2_tiktoken_encoding
@@ -117,10 +116,8 @@ def lora_targets(spec: str) -> tuple[str, ...]:
 
 def save_figure(fig, path: Path) -> None:
     """Write a PNG atomically: to a temporary file in the same folder, then rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp.png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
 
 
 def plot_history(history: dict, path: Path) -> None:
@@ -303,10 +300,8 @@ def main() -> None:
     metrics = {"source": source, "strategy": args.strategy, "pooling": args.pooling, "lr": lr,
                "trainable_parameters": trainable, "total_parameters": total, "history": history,
                "confusion_matrix": matrix.tolist(), "seconds": round(time.time() - start, 1)}
-    fd, tmp = tempfile.mkstemp(dir=args.out, prefix="metrics.json", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
+    with atomic_open(args.out / "metrics.json") as f:
         json.dump(metrics, f, indent=1)
-    os.replace(tmp, args.out / "metrics.json")
     print(f"Test accuracy: {history['test_acc'][-1]:.1%} (validation {history['val_acc'][-1]:.1%}, "
           f"train {history['train_acc'][-1]:.1%}); took {time.time() - start:.0f} s.")
 

@@ -23,14 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import argparse
 import json
 import math
-import os
 import random
-import tempfile
 import time
 
 import torch
 
 from minigpt.classify import load_base_model
+from minigpt.files import write_text_atomic
 from minigpt.instruct import (CLOSED_MAX_WORDS, IGNORE_INDEX, OLLAMA_CHAT_URL, STYLES, InstructionDataset,
                               collate_instructions, download_alpaca, finetune, format_prompt, generate_responses,
                               judge_with_ollama, load_records, load_splits, ollama_status, response_perplexity,
@@ -139,10 +138,7 @@ def print_loss_table(history: dict) -> None:
 
 def save_json(path: Path, data) -> None:
     """Write `data` as JSON atomically (a temporary file, then a rename): never a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def main() -> None:

@@ -23,12 +23,13 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+from minigpt.files import atomic_open, write_text_atomic
 
 ATTENTION_SEQ_LENS = [1024, 2048, 4096, 8192, 16384]
 ATTENTION_SEQ_LENS_QUICK = [1024, 4096]
@@ -39,18 +40,9 @@ MODEL_WIDTH = 2048        # heads · head_dim for the attention sweep
 LAYERNORM_ROWS = 16384
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
-        f.write(text)
-    os.replace(f.name, path)
-
-
 def _save_figure(fig, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
 
 
 def _time_ms(fn, device: str = "cuda") -> float:
@@ -347,7 +339,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.only in ("gpt2", "all"):
         results["gpt2_step"] = bench_gpt2_step(steps=5 if args.quick else 20)
     name = "results.json" if args.only == "all" else f"results_{args.only}.json"
-    _atomic_write_text(args.out / name, json.dumps(results, indent=2))
+    write_text_atomic(args.out / name, json.dumps(results, indent=2))
     print(f"Saved {args.out / name}")
 
 
@@ -360,7 +352,7 @@ def dry_run(out_dir: Path) -> None:
     results["attention"] = bench_attention([40], out_dir, device=device, tokens=40, width=256)
     results["layernorm"] = bench_layernorm([7, 100], out_dir, device=device, rows=5)
     results["gpt2_step"] = bench_gpt2_step(steps=1, batch=1, seq_len=16, device=device, preset="tiny", n_layers=1)
-    _atomic_write_text(out_dir / "results_dry_run.json", json.dumps(results, indent=2))
+    write_text_atomic(out_dir / "results_dry_run.json", json.dumps(results, indent=2))
     print(f"Saved {out_dir / 'results_dry_run.json'}")
 
 

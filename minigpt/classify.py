@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Callable, Sequence
@@ -24,6 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from minigpt.files import atomic_open, write_bytes_atomic
 from minigpt.lora import ALL_LINEAR, ATTENTION_QV, apply_lora, count_trainable, lora_settings
 from minigpt.model import GPTConfig, GPTModel
 
@@ -81,11 +81,10 @@ def read_sms_file(path: str | os.PathLike, labels: Sequence[str] = LABELS) -> li
 def write_sms_file(examples: Sequence[Example], path: str | os.PathLike) -> Path:
     """Write examples in the UCI format, atomically (a crash never leaves half a file)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     for label, text in examples:
         if "\n" in text or "\r" in text:
             raise ValueError(f"a message cannot contain a line break in the UCI format: {text[:40]!r}")
-    _atomic_write(path, "".join(f"{label}\t{text}\n" for label, text in examples).encode("utf-8"))
+    write_bytes_atomic(path, "".join(f"{label}\t{text}\n" for label, text in examples).encode("utf-8"))
     return path
 
 
@@ -142,8 +141,7 @@ def download_sms_spam(verify: bool = True, quiet: bool = False, local: str | os.
         if "SMSSpamCollection" not in z.namelist():
             raise ValueError(f"{archive} has no SMSSpamCollection file (it holds {z.namelist()})")
         target = cache_dir() / "sms" / "SMSSpamCollection"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(target, z.read("SMSSpamCollection"))   # half a megabyte: extracting again costs nothing
+        write_bytes_atomic(target, z.read("SMSSpamCollection"))   # half a megabyte: extracting again costs nothing
     return target
 
 
@@ -395,18 +393,11 @@ def gpt2_encode() -> Callable[[str], list[int]]:
 def save_classifier(model: GPTClassifier, path: str | os.PathLike, **extra) -> Path:
     """Save weights and everything needed to rebuild the classifier (config, classes, pooling, LoRA), atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {"config": dataclasses.asdict(model.gpt.cfg), "num_classes": model.num_classes,
              "labels": list(model.labels), "pooling": model.pooling, "lora": lora_settings(model.gpt),
              "model": model.state_dict(), **extra}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as f:
+        torch.save(state, f)
     return path
 
 
@@ -419,17 +410,6 @@ def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu")
         apply_lora(model.gpt, state["lora"]["rank"], state["lora"]["alpha"], tuple(state["lora"]["targets"]))
     model.load_state_dict(state["model"])
     return model.to(device).eval()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 __all__ = ["LABELS", "PAD_TOKEN_ID", "SMS_SPAM_URL", "SMS_SPAM_SHA256", "read_sms_file", "write_sms_file",

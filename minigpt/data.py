@@ -26,7 +26,6 @@ import json
 import os
 import struct
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -34,6 +33,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 from tqdm import tqdm
+
+from minigpt.files import write_bytes_atomic
 
 EOT = "<|endoftext|>"
 STORIES_DIR = Path(__file__).resolve().parent.parent / "data" / "stories"
@@ -248,26 +249,9 @@ def write_shard(path: str | os.PathLike, token_ids) -> Path:
         raise ValueError(f"shard ids must be in [0, 65536) to fit uint16, got range [{ids.min()}, {ids.max()}]")
     path = Path(path)
     header = SHARD_HEADER.pack(SHARD_MAGIC, SHARD_VERSION, ids.size)
-    _write_atomically(path, header + ids.astype(SHARD_DTYPE).tobytes())
+    # Atomic (temporary file, then rename): a reader sees the old shard or the whole new one, never half of it.
+    write_bytes_atomic(path, header + ids.astype(SHARD_DTYPE).tobytes())
     return path
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    # Write a temporary file beside the target and rename it: a reader sees the old file or the whole new one.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_shard(path: str | os.PathLike) -> np.memmap:
@@ -645,7 +629,7 @@ def prepare_shards(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     manifest = {"settings": settings, "splits": {
         split: {"tokens": w.tokens, "documents": w.documents, "shards": w.shards}
         for split, w in writers.items() if w.documents}}
-    _write_atomically(out_dir / META_FILE, json.dumps(manifest, indent=1).encode())
+    write_bytes_atomic(out_dir / META_FILE, json.dumps(manifest, indent=1).encode())
     for split, info in manifest["splits"].items():
         print(f"{split}: {info['documents']} documents, {info['tokens']:,} tokens in {len(info['shards'])} shards")
     print(f"wrote {out_dir}")

@@ -16,13 +16,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from minigpt.download import download
+from minigpt.files import atomic_open
 from minigpt.model import GPTConfig, GPTModel, count_parameters
 from minigpt.safetensors_io import load_safetensors, save_safetensors
 
@@ -362,10 +362,8 @@ def export_gpt2(model: GPTModel, path: str | os.PathLike) -> Path:
                for k, v in minigpt_to_hf(model).items()}
     save_safetensors(tensors, path / "model.safetensors", metadata={"format": "pt"})
     config = hf_config(model.cfg, model.tok_emb.weight.dtype)
-    fd, tmp = tempfile.mkstemp(dir=path, prefix="config.json.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
+    with atomic_open(path / "config.json") as f:
         json.dump(config, f, indent=2)
-    os.replace(tmp, path / "config.json")
     return path
 
 

@@ -23,7 +23,6 @@ import math
 import os
 import random
 import re
-import tempfile
 import unicodedata
 import urllib.error
 import urllib.parse
@@ -37,6 +36,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+from minigpt.files import write_text_atomic
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_DIR = REPO_ROOT / "data" / "instructions"
@@ -465,9 +466,7 @@ def write_responses(records: Sequence[dict], responses: Sequence[str], path: str
     if len(records) != len(responses):
         raise ValueError(f"{len(records)} records but {len(responses)} responses")
     rows = [{**record, key: response} for record, response in zip(records, responses)]
-    path = Path(path)
-    _atomic_write_text(path, json.dumps(rows, ensure_ascii=False, indent=2) + "\n")
-    return path
+    return write_text_atomic(path, json.dumps(rows, ensure_ascii=False, indent=2) + "\n")
 
 
 # --------------------------------------------------------------------------------------- 5. metrics
@@ -703,13 +702,3 @@ def load_instruction_model(path: str | os.PathLike, device: torch.device | str =
 # ------------------------------------------------------------------------------------------ helpers
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -19,11 +19,12 @@ import math
 import os
 import struct
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from minigpt.files import atomic_open
 
 # The format's dtype names and their torch equivalents.
 DTYPES: dict[str, torch.dtype] = {
@@ -140,23 +141,15 @@ def save_safetensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike,
     # Pad the header with spaces so the data start on an 8-byte boundary: tensors can then be mapped aligned.
     raw += b" " * (-(8 + len(raw)) % 8)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(struct.pack("<Q", len(raw)))
-            f.write(raw)
-            for name in names:
-                t = tensors[name].detach()
-                if t.numel() == 0:
-                    continue
-                # Bytes of the tensor as stored in memory (row-major); .view(uint8) also handles bfloat16,
-                # which numpy has no type for.
-                data = t.to("cpu").contiguous().reshape(-1).view(torch.uint8)
-                f.write(data.numpy().data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(raw)))
+        f.write(raw)
+        for name in names:
+            t = tensors[name].detach()
+            if t.numel() == 0:
+                continue
+            # Bytes of the tensor as stored in memory (row-major); .view(uint8) also handles bfloat16,
+            # which numpy has no type for.
+            data = t.to("cpu").contiguous().reshape(-1).view(torch.uint8)
+            f.write(data.numpy().data)
     return path

@@ -25,13 +25,14 @@ import json
 import operator
 import os
 import re
-import tempfile
 from collections import Counter, defaultdict
 from itertools import chain
 from pathlib import Path
 from typing import Collection, Iterable, Literal
 
 import regex
+
+from minigpt.files import write_text_atomic
 
 # GPT-2's pre-tokenization pattern, as released with GPT-2. Its alternatives, tried left to right at each position:
 #   's|'t|'re|'ve|'m|'ll|'d   English contractions (lower case only: "DON'T" splits differently from "don't")
@@ -484,7 +485,7 @@ class BPETokenizer:
         lines += [f"byte\t{i}\t{token[0]}\t{_show(token)}" for i, token in enumerate(self.vocab) if len(token) == 1]
         lines += [f"merge\t{new_id}\t{a}\t{b}\t{_show(self.vocab[new_id])}" for (a, b), new_id in self.merges.items()]
         lines += [f"special\t{i}\t{json.dumps(text, ensure_ascii=False)}" for text, i in self.special_tokens.items()]
-        _write_atomically(Path(path), "\n".join(lines) + "\n")
+        write_text_atomic(path, "\n".join(lines) + "\n", newline="\n")
 
     @classmethod
     def load(cls, path: str | Path) -> "BPETokenizer":
@@ -565,18 +566,6 @@ def _define(tokens: dict[int, bytes], i: int, token: bytes) -> None:
     if i in tokens and tokens[i] != token:
         raise ValueError(f"id {i} is defined twice, as {tokens[i]!r} and {token!r}")
     tokens[i] = token
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -801,7 +790,7 @@ def main() -> None:
         parser.print_help()
         return
     report = benchmark(args.mb, args.vocab_size)
-    _write_atomically(Path(args.out), report)
+    write_text_atomic(args.out, report, newline="\n")
     print(report)
     print(f"Report written to {args.out}")
 

@@ -81,6 +81,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from minigpt.data import EpochOrder
+from minigpt.files import atomic_open
 from minigpt.generate import generate
 from minigpt.model import GPTConfig, GPTModel, estimate_memory
 
@@ -394,14 +395,8 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: dict) -> Path:
     A crash mid-write leaves the previous checkpoint intact and no partial file behind.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        torch.save(checkpoint, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_open(path, "wb") as f:
+        torch.save(checkpoint, f)
     return path
 
 
@@ -633,11 +628,9 @@ def plot_losses(history: dict, path: str | os.PathLike, title: str = "", note: s
     ax.legend()
     fig.tight_layout(rect=(0, 0.1 if note else 0, 1, 1))
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=120)
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=120)
     plt.close(fig)
-    os.replace(tmp, path)
     return path
 
 

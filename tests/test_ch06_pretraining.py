@@ -206,8 +206,12 @@ def test_failed_checkpoint_write_leaves_the_previous_file_and_no_partial_file(tm
     real_save = torch.save
 
     def failing_save(obj, f, *args, **kwargs):
-        with open(f, "wb") as handle:          # write part of a file, then die (disk full, killed process)
-            handle.write(b"half a checkpoint")
+        # Write part of a file, then die (disk full, killed process); torch.save takes a path or a file object.
+        if isinstance(f, (str, os.PathLike)):
+            with open(f, "wb") as handle:
+                handle.write(b"half a checkpoint")
+        else:
+            f.write(b"half a checkpoint")
         raise OSError("No space left on device")
 
     monkeypatch.setattr(torch, "save", failing_save)
