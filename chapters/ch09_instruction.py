@@ -67,7 +67,7 @@ def parse_args() -> argparse.Namespace:
                                                                 "layer of the blocks (0: train every weight)")
     model.add_argument("--lora-alpha", type=float, default=None, help="LoRA scale numerator (default: 2 x rank)")
     train = p.add_argument_group("training")
-    train.add_argument("--steps", type=int, default=600, help="optimizer steps")
+    train.add_argument("--steps", type=int, default=1500, help="optimizer steps")
     train.add_argument("--batch-size", type=int, default=8)
     train.add_argument("--lr", type=float, help="peak learning rate (default depends on the start, see DEFAULT_LR)")
     train.add_argument("--mask-prompt", action="store_true", help="count only response tokens in the loss")
