@@ -17,6 +17,7 @@ import torch
 
 from minigpt.data import (STORIES_DIR, GPTDataset, MixedDataset, ShardDataset, create_dataloader, join_documents,
                           load_stories, prepare_shards)
+from minigpt.device import pick_device
 from minigpt.tokenizer import gpt2_tiktoken_encoding, gpt2_tokenizer
 
 
@@ -34,7 +35,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=123)
     parser.add_argument("--out", default="out/ch02", help="folder for the figure and the example shards")
     args = parser.parse_args()
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    device = pick_device(args.device)
     torch.manual_seed(args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -12,17 +12,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anyw
 
 import torch
 
+from minigpt.device import pick_device
 from minigpt.model import (PRESETS, GPTConfig, GPTModel, count_parameters, estimate_memory, estimate_parameters,
                            generate_text_simple)
 from minigpt.tokenizer import gpt2_tokenizer
 
 GiB = 1024 ** 3
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def layer_table(model: GPTModel, idx: torch.Tensor) -> None:

@@ -20,6 +20,7 @@ import time  # noqa: E402
 
 import torch  # noqa: E402
 
+from minigpt.device import pick_device  # noqa: E402
 from minigpt.files import atomic_open  # noqa: E402
 
 
@@ -154,9 +155,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("out/ch05"), help="folder for the figure (and benchmark)")
     parser.add_argument("--no-bench", action="store_true", help="on a GPU, skip the quick benchmark")
     args = parser.parse_args()
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    if device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA GPU is visible here; use --device cpu")
+    try:
+        device = pick_device(args.device).type
+    except ValueError as e:
+        raise SystemExit(str(e))
     if device == "cpu":
         # Must be set before triton compiles anything: the kernels then run in numpy, one program at a time.
         os.environ.setdefault("TRITON_INTERPRET", "1")

@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 
 from minigpt.data import GPTDataset, MixedDataset, ShardDataset, join_documents, load_stories, split_ids, STORIES_DIR
+from minigpt.device import pick_device
 from minigpt.generate import generate
 from minigpt.model import GPTConfig, GPTModel, count_parameters
 from minigpt.tokenizer import gpt2_tiktoken_encoding
@@ -204,8 +205,7 @@ def main(argv=None) -> None:
     if dist_device is not None:
         device = dist_device
     else:
-        device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto"
-                              else args.device)
+        device = pick_device(args.device)
     torch.manual_seed(args.seed)   # the same initial weights on every rank
     tokenizer = gpt2_tiktoken_encoding()
 

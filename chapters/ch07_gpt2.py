@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anyw
 import torch
 
 from minigpt.data import STORIES_DIR
+from minigpt.device import pick_device
 from minigpt.generate import generate, generate_text
 from minigpt.gpt2 import GPT2_SIZES, describe, export_gpt2, load_gpt2, size_name, weights_url
 from minigpt.model import GPTConfig, GPTModel
@@ -135,8 +136,7 @@ def plot_losses(per_token: torch.Tensor, title: str, path: Path) -> None:
 def main(argv=None) -> None:
     args = parse_args(argv)
     start = time.time()
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if args.device == "auto" else args.device)
+    device = pick_device(args.device)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,7 @@ from minigpt.classify import (LABELS, POOLINGS, STRATEGIES, GPTClassifier, SpamD
                               download_sms_spam, evaluate, load_base_model, load_classifier, make_loader, predict,
                               read_sms_file, save_classifier, set_trainable, stratified_split, train_classifier,
                               undersample)
+from minigpt.device import pick_device
 from minigpt.files import atomic_open
 from minigpt.lora import ALL_LINEAR, ATTENTION_QV, merge_lora
 from minigpt.model import GPTConfig, GPTModel
@@ -205,8 +206,7 @@ def compare_pooling(args, cfg: GPTConfig, device, lr: float, train_loader, val_l
 
 def main() -> None:
     args = parse_args()
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if args.device == "auto" else args.device)
+    device = pick_device(args.device)
     torch.manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"Figures, metrics and the model go to {args.out}/; running on {device}.")

@@ -29,6 +29,7 @@ import time
 import torch
 
 from minigpt.classify import load_base_model
+from minigpt.device import pick_device
 from minigpt.files import write_text_atomic
 from minigpt.instruct import (CLOSED_MAX_WORDS, IGNORE_INDEX, OLLAMA_CHAT_URL, STYLES, InstructionDataset,
                               collate_instructions, download_alpaca, finetune, format_prompt, generate_responses,
@@ -143,8 +144,7 @@ def save_json(path: Path, data) -> None:
 
 def main() -> None:
     args = parse_args()
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if args.device == "auto" else args.device)
+    device = pick_device(args.device)
     torch.manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"Figures, answers, scores and the checkpoint go to {args.out}/; running on {device}.")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from minigpt.device import pick_device
 from minigpt.generate import generate
 from minigpt.gpt2 import export_gpt2, load_gpt2
 from minigpt.model import GPTConfig, GPTModel
@@ -70,8 +71,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if args.device == "auto" else args.device)
+    device = pick_device(args.device)
     dtype = DTYPES[args.dtype]
     model, what = build_model(args.weights, dtype, device, args.seed)
     g = torch.Generator().manual_seed(args.seed)

@@ -42,3 +42,16 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a module's small matrix products on one thread (use: pytestmark = pytest.mark.usefixtures("one_thread")).
+
+    On a busy 2-core machine a second thread is often descheduled and every parallel op waits for it (10x
+    slower); results do not depend on the thread count beyond float summation order, which the tests'
+    tolerances already cover."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -16,14 +16,7 @@ from tests._impl import load_impl
 gen = load_impl("minigpt.generate")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Run this file's small matrix products on one thread: on a shared 2-core CI machine a second thread is
-    often descheduled and every parallel op waits for it (10x slower); the results do not depend on it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 VOCAB = 257   # 256 bytes + one end-of-text id, for the byte tokenizer below
 EOT = 256

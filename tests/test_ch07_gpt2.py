@@ -27,14 +27,7 @@ stio = load_impl("minigpt.safetensors_io")
 transformers = pytest.importorskip("transformers")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Run this file's small matrix products on one thread: on a shared 2-core CI machine a second thread is
-    often descheduled and every parallel op waits for it (10x slower); the results do not depend on it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 # The width and head count of each released size; fewer layers than the real ones (the mapping is the
 # same for every layer, and two layers check that layer i's weights land in block i).

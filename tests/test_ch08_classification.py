@@ -20,13 +20,8 @@ lora = load_impl("minigpt.lora")
 BUNDLED = Path(__file__).resolve().parent.parent / "data" / "sms"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Models this small train several times faster on one thread than on two that the OS has to share.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Models this small train several times faster on one thread than on two that the OS has to share.
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 def tiny_config(**overrides) -> GPTConfig:
