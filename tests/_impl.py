@@ -37,16 +37,30 @@ def load_impl(module_name: str) -> types.ModuleType:
     spec.loader.exec_module(learner)
     merged = types.ModuleType(module_name)
     merged.__dict__.update({k: v for k, v in vars(reference).items() if not k.startswith("__")})
-    public = [k for k in vars(reference) if not k.startswith("_")]
+    public = [k for k, v in vars(reference).items() if not k.startswith("_") and _defined_in(v, module_name)]
     mine = [k for k in public if k in vars(learner)]
     merged.__dict__.update({k: getattr(learner, k) for k in mine})
-    theirs = [k for k in public if k not in mine and not isinstance(getattr(reference, k), types.ModuleType)]
+    theirs = [k for k in public if k not in mine]
     _report.append(f"{module_name}: from {file.name}: {', '.join(mine) or 'nothing'}; "
                    f"from minigpt: {', '.join(theirs) or 'nothing'}")
     _loaded[module_name] = merged
     return merged
 
 
+def _defined_in(value: object, module_name: str) -> bool:
+    """True for the module's own functions, classes and constants; False for what it imported (torch, nn, ...)."""
+    if isinstance(value, types.ModuleType) or type(value).__module__ == "__future__":
+        return False
+    if callable(value):
+        return getattr(value, "__module__", module_name) == module_name
+    return True
+
+
 def describe_substitutions() -> list[str]:
     spec = os.environ.get("MINIGPT_IMPL")
     return [f"minigpt: testing your implementation {spec} (names it lacks come from minigpt)"] if spec else []
+
+
+def substitution_report() -> list[str]:
+    """One line per substituted module: the names taken from the learner's file and those from minigpt."""
+    return list(_report)

@@ -35,6 +35,12 @@ def pytest_report_header(config):
     return describe_substitutions()
 
 
+def pytest_report_collectionfinish(config, start_path, items):
+    # Test modules have been imported by now, so each substituted module can say which names came from where.
+    from tests._impl import substitution_report
+    return substitution_report()
+
+
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
         return
