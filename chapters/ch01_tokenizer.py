@@ -17,22 +17,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import regex
 
+from minigpt.data import STORIES_DIR, load_stories  # chapter 2's reader of the bundled stories
 from minigpt.tokenizer import (GPT2_ENDOFTEXT, GPT2_SPLIT_PATTERN, BPETokenizer, gpt2_tiktoken_encoding,
                                gpt2_tokenizer, stdlib_corpus)
-
-STORIES_DIR = Path(__file__).resolve().parent.parent / "data" / "stories"
 
 # What each alternative of GPT2_SPLIT_PATTERN is for, in the pattern's order.
 ALTERNATIVES = ["contraction 's", "contraction 't", "contraction 're", "contraction 've", "contraction 'm",
                 "contraction 'll", "contraction 'd", "letters", "digits", "punctuation/symbols",
                 "whitespace, less the space a word after it takes", "a single whitespace character"]
-
-
-def read_stories(folder: Path) -> list[str]:
-    files = sorted(folder.glob("*.txt"))
-    if not files:
-        raise FileNotFoundError(f"no .txt stories in {folder}; the repository ships them in data/stories/")
-    return [f.read_text(encoding="utf-8") for f in files]
 
 
 def pieces(tokenizer, ids) -> str:
@@ -77,7 +69,7 @@ def main() -> None:
     same = gpt2_tokenizer().pre_tokenize(sample) == [m.group() for m in named.finditer(sample)]
     print(f"   BPETokenizer.pre_tokenize gives the same chunks: {same}")
 
-    stories = read_stories(Path(args.stories))
+    stories = load_stories(args.stories)
     text = "\n\n".join(stories)
     print(f"\n3. Training a {args.vocab_size}-token BPE on the {len(stories)} stories ({len(text):,} characters).")
     tokenizer = BPETokenizer()
