@@ -12,7 +12,8 @@ Read this file top to bottom:
   2. `_dropout_keep`            the in-kernel dropout mask, a pure function of (seed, batch·head, query, key);
   3. `_attn_fwd` (+ inner loop) the forward kernel;
   4. `_attn_bwd_*`              the backward kernels: delta = rowsum(dO·O), then dK/dV per key tile, dQ per query tile;
-  5. `FlashAttention`           the torch.autograd.Function that launches them; `flash_attention` is the public call.
+  5. `FlashAttention`           the torch.autograd.Function that launches them (through two registered operators that
+                                torch.compile treats as opaque); `flash_attention` is the public call.
 
 Conventions inside the kernels: every score is kept in base-2 units, s₂ = (q·k)·scale·log₂(e), so that
 exp(scale·q·k − m) = exp2(s₂ − m₂): `exp2` is the native GPU instruction and folding log₂(e) into the scale costs
@@ -29,18 +30,15 @@ import torch
 import triton
 import triton.language as tl
 
+from kernels import interpreting
+
 LOG2E = math.log2(math.e)  # exp(x) == exp2(x * LOG2E)
 HEAD_DIMS = (16, 32, 64, 128)  # tl.arange needs a power of two, and tl.dot needs every side >= 16
 
 
-def _interpreting() -> bool:
-    """True when TRITON_INTERPRET is on: kernels then run in numpy on the CPU, one program at a time."""
-    return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "yes", "on", "y")
-
-
 # Autotuning times each candidate configuration on the GPU, so it only makes sense there. Under the interpreter
 # (no GPU) the kernels are plain @triton.jit functions launched with one fixed, small configuration instead.
-COMPILED = torch.cuda.is_available() and not _interpreting()
+COMPILED = torch.cuda.is_available() and not interpreting()
 
 
 def autotuning() -> bool:
@@ -513,6 +511,12 @@ def _launcher(name: str, head_dim: int, dtype: torch.dtype):
 
 # ----------------------------------------------------------------------------------------------------------------------
 # 5. The autograd wrapper.
+#
+#    The launches live in two registered operators, `minigpt::flash_attention_forward` and `..._backward`
+#    (torch.library.custom_op), and the autograd.Function calls them. That costs a few microseconds of dispatch per call
+#    and buys one thing: torch.compile (chapter 6 trains GPT-2 compiled) treats each as a single opaque operation whose
+#    output shapes it learns from the `register_fake` functions. It never traces into Triton's launcher or autotuner, so
+#    a compiled model runs exactly the kernels the tests check, without a graph break around them.
 # ----------------------------------------------------------------------------------------------------------------------
 
 def _check_inputs(queries, keys, values, dropout_p):
@@ -529,7 +533,7 @@ def _check_inputs(queries, keys, values, dropout_p):
                          f"got {queries.dtype}, {keys.dtype}, {values.dtype}")
     if not (queries.device == keys.device == values.device):
         raise ValueError("flash_attention: queries, keys and values must be on the same device")
-    if queries.device.type != "cuda" and not _interpreting():
+    if queries.device.type != "cuda" and not interpreting():
         raise RuntimeError("flash_attention: Triton kernels need CUDA tensors; to run them (slowly) on the CPU, set "
                            "TRITON_INTERPRET=1 in the environment before importing triton")
     head_dim = queries.shape[-1]
@@ -545,49 +549,83 @@ def _strides(t: torch.Tensor):
     return t.stride(0), t.stride(1), t.stride(2), t.stride(3)
 
 
+def _dot_precision(dtype: torch.dtype) -> str:
+    # fp16/bf16 products are exact on tensor cores with fp32 accumulation; "tf32x3" gives fp32 inputs ~fp32 accuracy.
+    return "tf32x3" if dtype == torch.float32 else "tf32"
+
+
+@torch.library.custom_op("minigpt::flash_attention_forward", mutates_args=())
+def _forward_op(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, causal: bool, dropout_p: float,
+                seed: int, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Launches `_attn_fwd`; returns (O, lse₂ of shape (batch·heads, seq_len) in fp32)."""
+    batch, heads, seq_len, head_dim = queries.shape
+    out = torch.empty(queries.shape, dtype=queries.dtype, device=queries.device)
+    lse = torch.empty(batch * heads, seq_len, dtype=torch.float32, device=queries.device)
+    kernel, meta = _launcher("fwd", head_dim, queries.dtype)
+    grid = lambda meta: (batch * heads, triton.cdiv(seq_len, meta["BLOCK_M"]))  # noqa: E731
+    kernel[grid](
+        queries, keys, values, out, lse,
+        *_strides(queries), *_strides(keys), *_strides(values), *_strides(out),
+        heads, seq_len, scale * LOG2E, dropout_p, seed,
+        HEAD_DIM=head_dim, CAUSAL=causal, DROPOUT=dropout_p > 0.0, DOT_PRECISION=_dot_precision(queries.dtype),
+        **meta)
+    return out, lse
+
+
+@_forward_op.register_fake
+def _(queries, keys, values, causal, dropout_p, seed, scale):
+    # Same shapes *and strides* as the real outputs: contiguous, whatever the strides of the inputs.
+    batch, heads, seq_len, _ = queries.shape
+    return queries.new_empty(queries.shape), queries.new_empty(batch * heads, seq_len, dtype=torch.float32)
+
+
+@torch.library.custom_op("minigpt::flash_attention_backward", mutates_args=())
+def _backward_op(grad_out: torch.Tensor, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                 out: torch.Tensor, lse: torch.Tensor, causal: bool, dropout_p: float, seed: int,
+                 scale: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Launches Δ, then dK/dV, then dQ; returns (dQ, dK, dV)."""
+    batch, heads, seq_len, head_dim = queries.shape
+    delta = torch.empty_like(lse)
+    _attn_bwd_delta[(batch * heads, triton.cdiv(seq_len, _DELTA_BLOCK))](
+        out, grad_out, delta, *_strides(out), *_strides(grad_out), heads, seq_len,
+        HEAD_DIM=head_dim, BLOCK_M=_DELTA_BLOCK)
+
+    grad_q = torch.empty(queries.shape, dtype=queries.dtype, device=queries.device)
+    grad_k = torch.empty_like(grad_q)
+    grad_v = torch.empty_like(grad_q)
+    common = (*_strides(queries), *_strides(keys), *_strides(values), *_strides(grad_out), *_strides(grad_q),
+              heads, seq_len, scale, scale * LOG2E, dropout_p, seed)
+    flags = dict(HEAD_DIM=head_dim, CAUSAL=causal, DROPOUT=dropout_p > 0.0,
+                 DOT_PRECISION=_dot_precision(queries.dtype))
+    kernel, meta = _launcher("dkdv", head_dim, queries.dtype)
+    grid_keys = lambda meta: (batch * heads, triton.cdiv(seq_len, meta["BLOCK_N"]))  # noqa: E731
+    kernel[grid_keys](queries, keys, values, grad_out, lse, delta, grad_k, grad_v, *common, **flags, **meta)
+    kernel, meta = _launcher("dq", head_dim, queries.dtype)
+    grid_queries = lambda meta: (batch * heads, triton.cdiv(seq_len, meta["BLOCK_M"]))  # noqa: E731
+    kernel[grid_queries](queries, keys, values, grad_out, lse, delta, grad_q, *common, **flags, **meta)
+    return grad_q, grad_k, grad_v
+
+
+@_backward_op.register_fake
+def _(grad_out, queries, keys, values, out, lse, causal, dropout_p, seed, scale):
+    return queries.new_empty(queries.shape), queries.new_empty(queries.shape), queries.new_empty(queries.shape)
+
+
 class FlashAttention(torch.autograd.Function):
-    """Autograd glue: forward saves (Q, K, V, O, lse₂); backward launches Δ, dK/dV and dQ kernels."""
+    """Autograd glue: forward saves (Q, K, V, O, lse₂); backward launches the Δ, dK/dV and dQ kernels."""
 
     @staticmethod
     def forward(ctx, queries, keys, values, causal, dropout_p, seed, scale):
-        batch, heads, seq_len, head_dim = queries.shape
-        out = torch.empty(queries.shape, dtype=queries.dtype, device=queries.device)
-        lse = torch.empty(batch * heads, seq_len, dtype=torch.float32, device=queries.device)
-        # fp16/bf16 products are exact on tensor cores with fp32 accumulation; "tf32x3" gives fp32 inputs ~fp32 accuracy.
-        dot_precision = "tf32x3" if queries.dtype == torch.float32 else "tf32"
-        kernel, meta = _launcher("fwd", head_dim, queries.dtype)
-        grid = lambda meta: (batch * heads, triton.cdiv(seq_len, meta["BLOCK_M"]))  # noqa: E731
-        kernel[grid](
-            queries, keys, values, out, lse,
-            *_strides(queries), *_strides(keys), *_strides(values), *_strides(out),
-            heads, seq_len, scale * LOG2E, dropout_p, seed,
-            HEAD_DIM=head_dim, CAUSAL=causal, DROPOUT=dropout_p > 0.0, DOT_PRECISION=dot_precision, **meta)
+        out, lse = _forward_op(queries, keys, values, causal, dropout_p, seed, scale)
         ctx.save_for_backward(queries, keys, values, out, lse)
-        ctx.causal, ctx.dropout_p, ctx.seed, ctx.scale, ctx.dot_precision = causal, dropout_p, seed, scale, dot_precision
+        ctx.causal, ctx.dropout_p, ctx.seed, ctx.scale = causal, dropout_p, seed, scale
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
         queries, keys, values, out, lse = ctx.saved_tensors
-        batch, heads, seq_len, head_dim = queries.shape
-        causal, dropout_p, seed, scale = ctx.causal, ctx.dropout_p, ctx.seed, ctx.scale
-        delta = torch.empty_like(lse)
-        _attn_bwd_delta[(batch * heads, triton.cdiv(seq_len, _DELTA_BLOCK))](
-            out, grad_out, delta, *_strides(out), *_strides(grad_out), heads, seq_len,
-            HEAD_DIM=head_dim, BLOCK_M=_DELTA_BLOCK)
-
-        grad_q = torch.empty(queries.shape, dtype=queries.dtype, device=queries.device)
-        grad_k = torch.empty_like(grad_q)
-        grad_v = torch.empty_like(grad_q)
-        common = (*_strides(queries), *_strides(keys), *_strides(values), *_strides(grad_out), *_strides(grad_q),
-                  heads, seq_len, scale, scale * LOG2E, dropout_p, seed)
-        flags = dict(HEAD_DIM=head_dim, CAUSAL=causal, DROPOUT=dropout_p > 0.0, DOT_PRECISION=ctx.dot_precision)
-        kernel, meta = _launcher("dkdv", head_dim, queries.dtype)
-        grid_keys = lambda meta: (batch * heads, triton.cdiv(seq_len, meta["BLOCK_N"]))  # noqa: E731
-        kernel[grid_keys](queries, keys, values, grad_out, lse, delta, grad_k, grad_v, *common, **flags, **meta)
-        kernel, meta = _launcher("dq", head_dim, queries.dtype)
-        grid_queries = lambda meta: (batch * heads, triton.cdiv(seq_len, meta["BLOCK_M"]))  # noqa: E731
-        kernel[grid_queries](queries, keys, values, grad_out, lse, delta, grad_q, *common, **flags, **meta)
+        grad_q, grad_k, grad_v = _backward_op(grad_out, queries, keys, values, out, lse,
+                                              ctx.causal, ctx.dropout_p, ctx.seed, ctx.scale)
         return grad_q, grad_k, grad_v, None, None, None, None
 
 

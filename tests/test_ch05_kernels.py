@@ -305,6 +305,90 @@ def test_gpt_model_gradients_with_triton_kernels_match_torch_implementation():
 
 
 # ----------------------------------------------------------------------------------------------------------------------
+# The kernels under torch.compile (chapter 6 trains GPT-2 compiled). Each kernel launch sits in a registered operator
+# that torch.compile treats as opaque; these tests check the registration and that a compiled model keeps the kernels.
+# ----------------------------------------------------------------------------------------------------------------------
+
+def _operator_cases():
+    import kernels.attention  # noqa: F401  (registers the operators; the tests below are about minigpt's own)
+    import kernels.layernorm  # noqa: F401
+    generator = torch.Generator().manual_seed(5)
+    q, k, v, o, grad = (torch.randn(1, 2, 19, 16, generator=generator).to(DEVICE) for _ in range(5))
+    lse = torch.randn(2, 19, generator=generator).to(DEVICE)
+    x, dy = (torch.randn(6, 24, generator=generator).to(DEVICE) for _ in range(2))
+    w, b = (torch.randn(24, generator=generator).to(DEVICE) for _ in range(2))
+    stats = torch.rand(6, generator=generator).to(DEVICE) + 0.5
+    # A non-contiguous query tensor: the fake (shape-only) version must predict the real output strides too.
+    q_strided = torch.randn(1, 19, 2, 16, generator=generator).to(DEVICE).transpose(1, 2)
+    ops = torch.ops.minigpt
+    return [
+        (ops.flash_attention_forward.default, (q, k, v, True, 0.0, 0, 0.25)),
+        (ops.flash_attention_forward.default, (q_strided, k, v, False, 0.2, 7, 0.25)),
+        (ops.flash_attention_backward.default, (grad, q, k, v, o, lse, True, 0.0, 0, 0.25)),
+        (ops.layer_norm_forward.default, (x, w, b, 1e-5)),
+        (ops.layer_norm_backward.default, (dy, x, w, stats, stats)),
+    ]
+
+
+@pytest.mark.parametrize("case", range(5))
+def test_registered_operators_pass_torch_opcheck(case):
+    # opcheck runs each operator for real and under fake tensors and compares the two (shapes, strides, dtypes,
+    # devices), checks the schema (no hidden mutation or aliasing of inputs) and traces it as torch.compile would.
+    op, args = _operator_cases()[case]
+    torch.library.opcheck(op, args, test_utils=("test_schema", "test_faketensor", "test_aot_dispatch_dynamic"))
+
+
+@pytest.mark.parametrize("triton_version,numpy_version,fails", [
+    ("3.6.0", "2.4.1", True), ("3.6.0", "2.3.5", False), ("3.7.1", "2.4.1", False), ("3.10.0+git1a2b", "2.5.0", False)])
+def test_interpreter_check_names_the_fix_for_a_known_bad_pair(monkeypatch, triton_version, numpy_version, fails):
+    # Triton <= 3.6's interpreter cannot run loops on numpy >= 2.4 (checked by hand with 3.6.0, 3.7.1, 3.8.0, 3.9.0):
+    # the check must stop such a run with the fix in the message, and let every other pair through.
+    import numpy
+    import triton
+
+    import kernels
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.setattr(triton, "__version__", triton_version)
+    monkeypatch.setattr(numpy, "__version__", numpy_version)
+    if fails:
+        with pytest.raises(RuntimeError, match="numpy<2.4"):
+            kernels.check_interpreter()
+    else:
+        kernels.check_interpreter()
+
+
+def test_gpt_model_compiles_in_one_graph_with_the_triton_kernels():
+    # fullgraph=True turns any graph break into an error, so this fails if torch.compile cannot see through the
+    # kernels' wrappers. The "aot_eager" backend runs the same front end as the default one (Dynamo, then AOTAutograd,
+    # which traces the backward graph through the operators' fake versions) and then runs the graph op by op, so it
+    # needs no C++ compiler on CI.
+    model_module = load_impl("minigpt.model")
+    torch.manual_seed(0)
+    model = model_module.GPTModel(model_module.GPTConfig.preset(
+        "tiny", attention_impl="triton", layernorm_impl="triton", n_layers=1, drop_rate=0.0)).to(DEVICE).train()
+    tokens = torch.randint(0, 1000, (2, 33), generator=torch.Generator().manual_seed(3)).to(DEVICE)
+
+    def loss_and_grads(forward):
+        model.zero_grad(set_to_none=True)
+        logits = forward(tokens[:, :-1])
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), tokens[:, 1:].flatten())
+        loss.backward()
+        return loss.detach(), {name: p.grad.clone() for name, p in model.named_parameters()}
+
+    expected_loss, expected_grads = loss_and_grads(model)
+    torch._dynamo.reset()
+    try:
+        loss, grads = loss_and_grads(torch.compile(model, backend="aot_eager", fullgraph=True))
+    finally:
+        torch._dynamo.reset()
+    # The same kernels run in both; the ops around them may be decomposed and reordered, so the differences are fp32
+    # rounding, bounded as in the gradient test above.
+    torch.testing.assert_close(loss, expected_loss, atol=1e-6, rtol=1e-6)
+    for name, expected in expected_grads.items():
+        assert max_error(grads[name], expected) <= 1e-5 * expected.abs().max().item() + 1e-8, name
+
+
+# ----------------------------------------------------------------------------------------------------------------------
 # GPU only: bf16 and realistic sizes, against SDPA and F.layer_norm.
 # ----------------------------------------------------------------------------------------------------------------------
 
