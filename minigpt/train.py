@@ -312,15 +312,16 @@ def count_targets(batches: list[tuple[torch.Tensor, torch.Tensor]]) -> int:
 
 def forward_backward(model: nn.Module, micro_batches: list[tuple[torch.Tensor, torch.Tensor]],
                      autocast=contextlib.nullcontext, world_size: int = 1, target_count: int | None = None,
-                     device: torch.device | None = None) -> float:
+                     device: torch.device | None = None) -> torch.Tensor:
     """Accumulate into .grad the gradient of the mean loss over all target tokens of all micro-batches.
 
     Each micro-batch contributes (its loss sum) / (target tokens in the whole step); summed over micro-batches
     that is the mean over the step, so the gradient equals one big batch's. Under DDP gradients are averaged
     over ranks, so each rank scales by world_size and divides by the global token count. Returns the step's
-    mean loss (over all ranks). `autocast` is a function returning a context manager. Batches are moved to
-    `device` (default: the model's) one at a time; `target_count` (this rank's non-ignored targets) can be
-    passed to save counting them.
+    mean loss (over all ranks) as a 0-dim tensor on `device`: reading it (float(loss)) waits for the GPU to
+    finish the step, so the training loop reads losses only when it reports them. `autocast` is a function
+    returning a context manager. Batches are moved to `device` (default: the model's) one at a time;
+    `target_count` (this rank's non-ignored targets) can be passed to save counting them.
     """
     device = device or next(model.parameters()).device
     local_count = count_targets(micro_batches) if target_count is None else target_count
@@ -338,7 +339,9 @@ def forward_backward(model: nn.Module, micro_batches: list[tuple[torch.Tensor, t
                 loss = loss_sum(model, inputs, targets)
             (loss * (world_size / total_count)).backward()
         total += loss.detach()   # no .item() here: the GPU keeps working while Python queues the next batch
-    return _all_reduce_sum([total.item()], device, world_size)[0] / total_count
+    if world_size > 1:
+        dist.all_reduce(total)
+    return total / total_count
 
 
 def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -757,11 +760,29 @@ def train(model: nn.Module, train_batches: Iterable, val_batches: Iterable | Non
                            config.sample_temperature, config.sample_top_k, seed=config.seed + step)
         tqdm.write(f"sample at step {step}: {text!r}")
 
+    # Losses and gradient norms stay on the device until they are reported: reading one waits for the GPU to finish
+    # the step, and doing that every step would leave the GPU idle while Python prepares the next one. So they are
+    # read every `log_every` steps (and before an evaluation, a sample or a checkpoint), all at once.
+    unread: list[tuple[torch.Tensor, torch.Tensor | None]] = []   # (loss, grad norm) of steps not yet read
+    interval_start, interval_tokens = time.perf_counter(), 0
+
+    def read_losses() -> tuple[float, float | None]:
+        """Move the unread losses into history (one wait for the device); return the last loss and grad norm."""
+        losses = torch.stack([loss for loss, _ in unread]).tolist()
+        norms = [norm for _, norm in unread]
+        first = len(history["train_loss"])
+        for i, value in enumerate(losses):
+            if not math.isfinite(value):
+                raise FloatingPointError(f"the loss became {value} at step {history['step'][first + i]}; "
+                                         f"lower the learning rate")
+        history["train_loss"].extend(losses)
+        unread.clear()
+        return losses[-1], None if norms[-1] is None else float(norms[-1])
+
     raw.train()
     bar = tqdm(total=config.max_steps, initial=start_step, desc="training", unit="step",
                disable=not (master and config.progress), dynamic_ncols=True, file=sys.stdout)
     for step in range(start_step, config.max_steps):
-        t0 = time.perf_counter()
         lr = learning_rate(step, config.learning_rate, config.min_lr, config.warmup_steps, config.max_steps)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -790,38 +811,45 @@ def train(model: nn.Module, train_batches: Iterable, val_batches: Iterable | Non
 
         grad_norm = None
         if config.grad_clip > 0:
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(raw.parameters(), config.grad_clip))
+            grad_norm = torch.nn.utils.clip_grad_norm_(raw.parameters(), config.grad_clip)   # a tensor: no wait
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        unread.append((loss, grad_norm))
 
         step_tokens = sum(x.numel() for x, _ in micro) * world_size
         tokens_seen += step_tokens
-        dt = time.perf_counter() - t0   # loss.item() above waited for the GPU, so this is the step's time
+        interval_tokens += step_tokens
         history["step"].append(step + 1)
-        history["train_loss"].append(loss)
         history["lr"].append(lr)
         history["tokens"].append(tokens_seen)
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"the loss became {loss} at step {step + 1}; lower the learning rate")
 
         done = step + 1
-        if master and (done % config.log_every == 0 or done == config.max_steps):
-            tokens_per_s = step_tokens / dt
-            postfix = {"loss": f"{loss:.3f}", "lr": f"{lr:.2e}", "tok/s": f"{tokens_per_s:,.0f}"}
-            if grad_norm is not None:
-                postfix["|g|"] = f"{grad_norm:.2f}"
-            if device.type == "cuda":
-                mfu = None if peak is None or flops_token is None else \
-                    flops_token * tokens_per_s / (peak * world_size)
-                postfix["mfu"] = format_mfu(mfu)
-            bar.set_postfix(postfix, refresh=False)
+        evaluate_now = bool(config.eval_every) and done % config.eval_every == 0 and done != config.max_steps
+        sample_now = bool(config.sample_every) and done % config.sample_every == 0 and done != config.max_steps
+        checkpoint = bool(config.checkpoint_every) and done % config.checkpoint_every == 0 and done != config.max_steps
+        report = done % config.log_every == 0 or done == config.max_steps or evaluate_now or sample_now or checkpoint
+        if report:
+            last_loss, last_norm = read_losses()
+            # The read waited for the device, so the time since the last report covers exactly these steps' work.
+            tokens_per_s = interval_tokens / (time.perf_counter() - interval_start)
+            if master:
+                postfix = {"loss": f"{last_loss:.3f}", "lr": f"{lr:.2e}", "tok/s": f"{tokens_per_s:,.0f}"}
+                if last_norm is not None:
+                    postfix["|g|"] = f"{last_norm:.2f}"
+                if device.type == "cuda":
+                    mfu = None if peak is None or flops_token is None else \
+                        flops_token * tokens_per_s / (peak * world_size)
+                    postfix["mfu"] = format_mfu(mfu)
+                bar.set_postfix(postfix, refresh=False)
         bar.update(1)
-        if config.eval_every and done % config.eval_every == 0 and done != config.max_steps:
+        if evaluate_now:
             run_eval(done)
-        if config.sample_every and done % config.sample_every == 0 and done != config.max_steps:
+        if sample_now:
             run_sample(done)
-        if config.checkpoint_every and done % config.checkpoint_every == 0 and done != config.max_steps:
+        if checkpoint:
             checkpoint_now(done)
+        if report:   # the next interval starts now: evaluations and checkpoints are not training throughput
+            interval_start, interval_tokens = time.perf_counter(), 0
     bar.close()
 
     if not history["val_step"] or history["val_step"][-1] != config.max_steps:
@@ -862,7 +890,9 @@ def benchmark(model: nn.Module, batch_size: int, seq_len: int, steps: int = 20, 
     batches = [(b[:, :-1].contiguous().to(device), b[:, 1:].contiguous().to(device)) for b in batches]
     batch_targets = batch_size * seq_len
 
-    def one_step(i: int) -> float:
+    def one_step(i: int) -> torch.Tensor:
+        # As in a training step, nothing here waits for the GPU (the loss stays a tensor), so Python queues the next
+        # step while the GPU works; the timer below waits for the GPU once, at the end.
         loss = forward_backward(step_model, [batches[i % len(batches)]], autocast, target_count=batch_targets,
                                 device=device)
         if config.grad_clip > 0:

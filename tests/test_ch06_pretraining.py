@@ -111,7 +111,7 @@ def test_accumulating_micro_batches_gives_the_gradient_of_one_big_batch(with_ign
     F.cross_entropy(big(inputs).flatten(0, 1), targets.flatten(), ignore_index=-100).backward()
     accumulated = tiny_model(seed=2)
     micro = [(inputs[i:i + 2], targets[i:i + 2]) for i in range(0, 8, 2)]
-    loss = train_mod.forward_backward(accumulated, micro)
+    loss = float(train_mod.forward_backward(accumulated, micro))   # a 0-dim tensor (or a float)
     with torch.no_grad():
         expected_loss = F.cross_entropy(big(inputs).flatten(0, 1), targets.flatten(), ignore_index=-100).item()
     # float32: the big batch sums 128 token losses at once, the micro-batches in four partial sums; the
@@ -244,6 +244,44 @@ def test_loss_falls_far_below_chance_when_overfitting_a_tiny_text(tmp_path):
     assert losses[0] == pytest.approx(math.log(VOCAB), abs=0.2)
     # The sequence is deterministic after its first token, so a model that learned it scores near 0.
     assert losses[-1] < 0.1 * losses[0], losses[-5:]
+
+
+def test_losses_read_in_groups_are_the_losses_read_every_step(tmp_path):
+    # The loop leaves losses on the device and reads them every log_every steps (a read waits for the GPU). Reading
+    # less often must change nothing but when the numbers are looked at: same losses, one per step.
+    ids, val_ids = random_ids(300, seed=3), random_ids(60, seed=4)
+    val = train_mod.fixed_batches(GPTDataset(val_ids, 16, 16), 2, 2)
+    histories = []
+    for log_every in (1, 3):
+        data = train_mod.WindowBatches(GPTDataset(ids, 16, 8), batch_size=3, seed=11)
+        histories.append(train_mod.train(tiny_model(), data, val,
+                                         quiet_config(tmp_path / str(log_every), max_steps=8, log_every=log_every)))
+    every_step, grouped = histories
+    assert len(grouped["train_loss"]) == len(grouped["step"]) == 8
+    # Same operations in the same order on a CPU: equal to the last bit.
+    assert grouped["train_loss"] == every_step["train_loss"]
+    assert grouped["val_loss"] == every_step["val_loss"]
+
+
+class NanAfter(nn.Module):
+    """A GPTModel whose logits turn to NaN from its `bad_call`-th forward pass on (counting from 1)."""
+
+    def __init__(self, gpt: GPTModel, bad_call: int):
+        super().__init__()
+        self.gpt, self.bad_call, self.calls = gpt, bad_call, 0
+
+    def forward(self, inputs):
+        self.calls += 1
+        logits = self.gpt(inputs)
+        return logits * float("nan") if self.calls >= self.bad_call else logits
+
+
+def test_a_non_finite_loss_stops_training_and_names_its_step_even_when_read_late(tmp_path):
+    # Step 3's loss is NaN but is only read with steps 1-4 (log_every=4): the error must still name step 3.
+    data = train_mod.WindowBatches(GPTDataset(random_ids(300, seed=3), 16, 8), batch_size=3, seed=11)
+    with pytest.raises(FloatingPointError, match="at step 3;"):
+        train_mod.train(NanAfter(tiny_model(), bad_call=3), data, None,
+                        quiet_config(tmp_path, max_steps=8, log_every=4, eval_every=0))
 
 
 def test_compile_failure_falls_back_to_eager_with_a_warning(tmp_path, monkeypatch, capsys):
