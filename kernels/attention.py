@@ -76,16 +76,24 @@ def attention_reference(queries: torch.Tensor, keys: torch.Tensor, values: torch
 
 # ----------------------------------------------------------------------------------------------------------------------
 # 2. Dropout inside the kernel: no mask is ever stored. Each probability p[b, h, i, j] gets its own random number
-#    from the Philox counter-based generator, indexed by (seed, offset = ((b·H + h)·N + i)·N + j). The same numbers come
-#    back in the backward pass wherever the tile lies and in whatever orientation it is computed, because they depend
-#    only on the indices.
+#    from the Philox counter-based generator, a pure function of (seed, counter): the same numbers come back in the
+#    backward pass wherever the tile lies and in whatever orientation it is computed, because they depend only on the
+#    indices. One Philox call mixes four 32-bit words for ten rounds and returns all four, so each call serves a group
+#    of four neighbouring keys: counter = ((b·H + h)·N + i)·⌈N/4⌉ + j//4, and key j takes word j mod 4. (Drawing one
+#    number per call would do the same work four times over and hold four times the registers while doing it.)
 # ----------------------------------------------------------------------------------------------------------------------
 
 @triton.jit
-def _dropout_keep(seed, bh, rows, cols, seq_len, dropout_p):
-    """Keep-mask for query indices `rows` × key indices `cols` (broadcastable blocks) of head `bh`: True = kept."""
-    offsets = (bh.to(tl.int64) * seq_len + rows.to(tl.int64)) * seq_len + cols  # int64: B·H·N² can pass 2³¹
-    return tl.rand(seed, offsets) >= dropout_p  # uniform in [0, 1): kept with probability 1 - p
+def _dropout_keep(seed, bh, rows, start_col, seq_len, dropout_p, BLOCK_COLS: tl.constexpr):
+    """Keep-mask [len(rows), BLOCK_COLS] (True = kept) of head `bh` for query indices `rows` (a column, [R, 1]) and
+    keys start_col … start_col + BLOCK_COLS − 1; start_col is a multiple of 4."""
+    groups = start_col // 4 + tl.arange(0, BLOCK_COLS // 4)  # the groups of four keys in this tile
+    counters = (bh.to(tl.int64) * seq_len + rows.to(tl.int64)) * ((seq_len + 3) // 4) + groups[None, :]  # int64
+    r0, r1, r2, r3 = tl.randint4x(seed, counters)  # four [BLOCK_ROWS, BLOCK_COLS/4] words per Philox call
+    # Interleave the four words back into key order: join stacks along a new last axis, reshape flattens it in order,
+    # so the keys of one group get words r0, r2, r1, r3 (any fixed order will do: every kernel calls this function).
+    words = tl.reshape(tl.join(tl.join(r0, r1), tl.join(r2, r3)), [rows.shape[0], BLOCK_COLS])
+    return tl.uint_to_uniform_float(words) >= dropout_p  # uniform in [0, 1): kept with probability 1 − p
 
 
 @triton.jit(do_not_specialize=["seed"])  # a new seed every step must not recompile
@@ -95,7 +103,7 @@ def _dropout_mask_kernel(Mask, seq_len, dropout_p, seed, BLOCK: tl.constexpr):
     rows = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     for start in range(0, seq_len, BLOCK):
         cols = start + tl.arange(0, BLOCK)
-        keep = _dropout_keep(seed, bh, rows[:, None], cols[None, :], seq_len, dropout_p)
+        keep = _dropout_keep(seed, bh, rows[:, None], start, seq_len, dropout_p, BLOCK)
         in_range = (rows[:, None] < seq_len) & (cols[None, :] < seq_len)
         pointers = Mask + (bh.to(tl.int64) * seq_len + rows[:, None]) * seq_len + cols[None, :]
         tl.store(pointers, keep.to(tl.int8), mask=in_range)
@@ -155,7 +163,8 @@ def _attn_fwd_inner(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_kd, stri
         l_i = l_i * alpha + tl.sum(p, 1)  # l counts every probability, dropped or not: softmax comes before dropout
         acc = acc * alpha[:, None]
         if DROPOUT:
-            p = tl.where(_dropout_keep(seed, bh, offs_m[:, None], offs_n[None, :], seq_len, dropout_p), p, 0.0)
+            keep = _dropout_keep(seed, bh, offs_m[:, None], start_n, seq_len, dropout_p, BLOCK_N)
+            p = tl.where(keep, p, 0.0)
         if MASKED:
             v = tl.load(v_pointers, mask=offs_n[:, None] < seq_len, other=0.0)
         else:
@@ -263,9 +272,9 @@ def _attn_bwd_delta(O, dO, Delta,
 @triton.jit
 def _attn_bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, lse_base, delta_base,
                          stride_qn, stride_qd, stride_don, stride_dod,
-                         offs_n, offs_d, lo, hi, seq_len, qk_scale, dropout_p, seed, bh,
-                         BLOCK_M: tl.constexpr, MASKED: tl.constexpr, CAUSAL: tl.constexpr, DROPOUT: tl.constexpr,
-                         DOT_PRECISION: tl.constexpr):
+                         offs_n, offs_d, lo, hi, seq_len, qk_scale, dropout_p, seed, bh, start_n,
+                         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, MASKED: tl.constexpr, CAUSAL: tl.constexpr,
+                         DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr):
     # Everything here is transposed (keys along rows, queries along columns) so that dK and dV, which have one row per
     # key, accumulate without ever transposing the big accumulators.
     for start_m in range(lo, hi, BLOCK_M):
@@ -293,7 +302,8 @@ def _attn_bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, lse_base, delta_base,
             pT = tl.where(valid, pT, 0.0)
         dpT = tl.dot(v, tl.trans(do), input_precision=DOT_PRECISION)  # (dO Vᵀ)ᵀ = V dOᵀ
         if DROPOUT:
-            keepT = _dropout_keep(seed, bh, offs_m[None, :], offs_n[:, None], seq_len, dropout_p)
+            # The mask is drawn in (query, key) orientation, as in the forward pass, then transposed.
+            keepT = tl.trans(_dropout_keep(seed, bh, offs_m[:, None], start_n, seq_len, dropout_p, BLOCK_N))
             # dV += (P∘Z)ᵀ dO ; the 1/(1−p) is applied once at the end
             dv = tl.dot(tl.where(keepT, pT, 0.0).to(do.dtype), do, dv, input_precision=DOT_PRECISION)
             dpT = tl.where(keepT, dpT * (1.0 / (1.0 - dropout_p)), 0.0)  # dP = (dO Vᵀ)∘Z/(1−p)
@@ -341,20 +351,20 @@ def _attn_bwd_dkdv(Q, K, V, dO, LSE, Delta, dK, dV,
         diagonal_end = tl.minimum(start_n + BLOCK_N, seq_len)
         dk, dv = _attn_bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, lse_base, delta_base,
                                       stride_qn, stride_qd, stride_don, stride_dod, offs_n, offs_d,
-                                      start_n, diagonal_end, seq_len, qk_scale, dropout_p, seed, bh,
-                                      BLOCK_M, True, CAUSAL, DROPOUT, DOT_PRECISION)
+                                      start_n, diagonal_end, seq_len, qk_scale, dropout_p, seed, bh, start_n,
+                                      BLOCK_M, BLOCK_N, True, CAUSAL, DROPOUT, DOT_PRECISION)
         lo = start_n + BLOCK_N
     else:
         lo = 0
     full_end = (seq_len // BLOCK_M) * BLOCK_M  # whole query tiles need no bounds mask; the partial last one does
     dk, dv = _attn_bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, lse_base, delta_base,
                                   stride_qn, stride_qd, stride_don, stride_dod, offs_n, offs_d,
-                                  lo, full_end, seq_len, qk_scale, dropout_p, seed, bh,
-                                  BLOCK_M, False, CAUSAL, DROPOUT, DOT_PRECISION)
+                                  lo, full_end, seq_len, qk_scale, dropout_p, seed, bh, start_n,
+                                  BLOCK_M, BLOCK_N, False, CAUSAL, DROPOUT, DOT_PRECISION)
     dk, dv = _attn_bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, lse_base, delta_base,
                                   stride_qn, stride_qd, stride_don, stride_dod, offs_n, offs_d,
-                                  tl.maximum(lo, full_end), seq_len, seq_len, qk_scale, dropout_p, seed, bh,
-                                  BLOCK_M, True, CAUSAL, DROPOUT, DOT_PRECISION)
+                                  tl.maximum(lo, full_end), seq_len, seq_len, qk_scale, dropout_p, seed, bh, start_n,
+                                  BLOCK_M, BLOCK_N, True, CAUSAL, DROPOUT, DOT_PRECISION)
 
     if DROPOUT:
         dv = dv * (1.0 / (1.0 - dropout_p))
@@ -389,7 +399,7 @@ def _attn_bwd_dq_inner(dq, q, do, lse, delta, k_base, v_base, stride_kn, stride_
             p = tl.where(valid, p, 0.0)
         dp = tl.dot(do, vT, input_precision=DOT_PRECISION)  # dO Vᵀ
         if DROPOUT:
-            keep = _dropout_keep(seed, bh, offs_m[:, None], offs_n[None, :], seq_len, dropout_p)
+            keep = _dropout_keep(seed, bh, offs_m[:, None], start_n, seq_len, dropout_p, BLOCK_N)
             dp = tl.where(keep, dp * (1.0 / (1.0 - dropout_p)), 0.0)
         ds = p * (dp - delta[:, None])  # dS = P ∘ (dP − Δ)
         dq = tl.dot(ds.to(kT.dtype), tl.trans(kT), dq, input_precision=DOT_PRECISION)  # dQ += dS K (scale later)

@@ -526,8 +526,9 @@ def test_kernels_compile_for_an_h100_pipelined_on_hopper_tensor_cores_without_sp
 @pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU the other tests compile and run the kernels for real")
 def test_kernels_with_dropout_compile_for_an_h100_pipelined_on_hopper_tensor_cores(tmp_path):
-    # With dropout every probability also needs a Philox random number, which takes registers: some default tiles
-    # spill a little there (see kernels/BENCHMARKS.md), so only building, pipelining and HGMMA are required.
+    # With dropout every probability also needs a Philox random number, which takes registers: whether a default
+    # tile then spills a few bytes depends on the Triton version (none with 3.6, 8 bytes in one kernel with 3.9; see
+    # kernels/BENCHMARKS.md), so only building, pipelining and HGMMA are required here.
     for row in _sm90_report(tmp_path, "--dropout"):
         if row["kernel"] in ("attention fwd", "attention dq", "attention dkdv"):
             assert row["pipelined"] and row["wgmma"] and row["hgmma"] > 0, row
