@@ -81,7 +81,7 @@ _LAYERNORM_POINTERS = {"X": "*bf16", "Y": "*bf16", "dY": "*bf16", "dX": "*bf16",
                        "Mean": "*fp32", "Rstd": "*fp32", "dW_partial": "*fp32", "dB_partial": "*fp32"}
 
 
-def attention_cases(quick: bool = False, dropout: bool = False) -> list[dict]:
+def attention_cases(quick: bool = False) -> list[dict]:
     """(kernel, head dim, tiles) of every autotune candidate, or of the fixed defaults only when quick."""
     import kernels.attention as A
     cases = []
@@ -93,15 +93,16 @@ def attention_cases(quick: bool = False, dropout: bool = False) -> list[dict]:
                 tiles = [dict(c.kwargs, num_warps=c.num_warps, num_stages=c.num_stages)
                          for c in A._CANDIDATES[name][head_dim]]
             for tile in tiles:
-                cases.append(dict(kernel=A._KERNELS[name], name=name, head_dim=head_dim, dropout=dropout, **tile))
+                cases.append(dict(kernel=A._KERNELS[name], name=name, head_dim=head_dim, **tile))
     return cases
 
 
 def report(quick: bool = False, dropout: bool = False, widths=(768, 1024, 1280, 1600, 4096, 8192)) -> list[dict]:
     """Compile each case and return one row per kernel configuration (also printed as it goes)."""
+    import kernels.attention as A
     import kernels.layernorm as L
     rows = []
-    for case in attention_cases(quick, dropout):
+    for case in attention_cases(quick):
         constexprs = dict(HEAD_DIM=case["head_dim"], CAUSAL=True, DROPOUT=dropout, DOT_PRECISION="tf32",
                           BLOCK_M=case["BLOCK_M"], BLOCK_N=case["BLOCK_N"])
         kernel = compile_for_sm90(case["kernel"], constexprs, _ATTENTION_POINTERS, case["num_warps"],
@@ -110,7 +111,6 @@ def report(quick: bool = False, dropout: bool = False, widths=(768, 1024, 1280, 
                          tiles=f"{case['BLOCK_M']}x{case['BLOCK_N']}", num_warps=case["num_warps"],
                          num_stages=case["num_stages"], **resource_usage(kernel)))
         _print_row(rows[-1])
-    import kernels.attention as A
     small = ((A._attn_bwd_delta, "attention delta", dict(HEAD_DIM=128, BLOCK_M=64), "64", {}),
              (A._dropout_mask_kernel, "dropout mask", dict(BLOCK=32), "32", {"Mask": "*i8"}))
     for fn, name, constexprs, tiles, pointers in small:   # the two small helper kernels: they only have to build
