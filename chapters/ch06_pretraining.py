@@ -12,7 +12,6 @@ The loop itself is minigpt/train.py; this script chooses the model, the data and
 import argparse
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing

@@ -34,7 +34,6 @@ from typing import Any, Iterator, Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from minigpt.files import write_text_atomic

@@ -5,7 +5,6 @@ with the gloo backend.
 """
 import math
 import os
-import shutil
 
 import numpy as np
 import pytest
