@@ -4,16 +4,13 @@
     python chapters/ch04_gpt_model.py --preset tiny   # the laptop-sized model chapter 6 trains
 """
 import argparse
-import sys
 from dataclasses import replace
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing
 
 import torch
 
 from minigpt.device import pick_device
-from minigpt.model import (PRESETS, GPTConfig, GPTModel, count_parameters, estimate_memory, estimate_parameters,
+from minigpt.model import (GPT2_SIZES, MODEL_SIZES, SIZE_ALIASES, GPTConfig, GPTModel, count_parameters, estimate_memory, estimate_parameters,
                            generate_text_simple)
 from minigpt.tokenizer import gpt2_tokenizer
 
@@ -52,7 +49,8 @@ def layer_table(model: GPTModel, idx: torch.Tensor) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="gpt2-small", choices=sorted(PRESETS))
+    parser.add_argument("--preset", default="gpt2-small", choices=sorted([*MODEL_SIZES, *SIZE_ALIASES]),
+                        help="a model size from chapter 4's table, or an alias such as 124M (default gpt2-small)")
     parser.add_argument("--prompt", default="Hello, I am")
     parser.add_argument("--max-new-tokens", type=int, default=10)
     parser.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu or cuda")
@@ -80,8 +78,8 @@ def main() -> None:
     print("Memory estimate (GiB) for each GPT-2 size, weights tied as released; training = AdamW in bf16 mixed")
     print("precision (~20 bytes per parameter) plus activations for a batch of 8 x 1024 tokens with fused attention:")
     print(f"{'size':<13}{'parameters':>15}{'infer fp32':>12}{'infer bf16':>12}{'train states':>14}{'activations':>13}{'train total':>13}")
-    for name in ("gpt2-small", "gpt2-medium", "gpt2-large", "gpt2-xl"):
-        c = replace(PRESETS[name], tie_weights=True, qkv_bias=True)
+    for name in GPT2_SIZES:
+        c = replace(MODEL_SIZES[name], tie_weights=True, qkv_bias=True)
         infer32 = estimate_memory(c, 1, 1024, training=False, mixed_precision=False)
         infer16 = estimate_memory(c, 1, 1024, training=False)
         train = estimate_memory(c, 8, 1024)

@@ -7,14 +7,13 @@ without atomics: a fixed number of programs each walk a strided set of rows, kee
 write one row of partials, which a final sum over programs reduces.
 
 Read top to bottom: `layer_norm_reference` (the math), `_layer_norm_fwd`, `_layer_norm_bwd`, the two registered
-operators that launch them, the autograd wrapper `LayerNorm`, the public `layer_norm` and the module `TritonLayerNorm`
-(a drop-in for minigpt.model.LayerNorm).
+operators that launch them, the autograd wrapper `LayerNorm` and the public `layer_norm`. The model uses it through
+minigpt.model.LayerNorm(impl="triton"), which minigpt/backends.py routes here: one Triton LayerNorm path.
 """
 
 import torch
 import triton
 import triton.language as tl
-from torch import nn
 
 from kernels import interpreting
 
@@ -209,16 +208,3 @@ def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: f
     if n == 0:
         raise ValueError("layer_norm: the last dimension of x must not be empty")
     return LayerNorm.apply(x, weight.contiguous(), bias.contiguous(), float(eps))
-
-
-class TritonLayerNorm(nn.Module):
-    """Drop-in for minigpt.model.LayerNorm: same parameter names (`scale`, `shift`) and eps, Triton kernels inside."""
-
-    def __init__(self, emb_dim: int, eps: float = 1e-5):
-        super().__init__()
-        self.eps = eps
-        self.scale = nn.Parameter(torch.ones(emb_dim))
-        self.shift = nn.Parameter(torch.zeros(emb_dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return layer_norm(x, self.scale, self.shift, self.eps)

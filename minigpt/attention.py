@@ -123,7 +123,7 @@ class MultiHeadAttention(nn.Module):
     mixes the heads' results.
     """
 
-    def __init__(self, d_in: int, d_out: int, context_length: int, dropout: float, num_heads: int,
+    def __init__(self, d_in: int, d_out: int, context_length: int | None, dropout: float, num_heads: int,
                  qkv_bias: bool = False):
         super().__init__()
         if d_out % num_heads != 0:
@@ -136,8 +136,9 @@ class MultiHeadAttention(nn.Module):
         self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.out_proj = nn.Linear(d_out, d_out)
         self.dropout = nn.Dropout(dropout)
-        self.register_buffer("mask", torch.triu(torch.ones(context_length, context_length), diagonal=1).bool(),
-                             persistent=False)
+        if context_length is not None:   # None: the caller masks (chapter 4's GPTAttention builds its mask per call)
+            self.register_buffer("mask", torch.triu(torch.ones(context_length, context_length), diagonal=1).bool(),
+                                 persistent=False)
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, tokens, d_out) -> (batch, heads, tokens, head_dim): each head gets its own slice of the width."""

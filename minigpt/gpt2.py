@@ -23,19 +23,12 @@ import torch
 
 from minigpt.download import download
 from minigpt.files import atomic_open
-from minigpt.model import GPTConfig, GPTModel, count_parameters
+from minigpt.model import GPT2_SIZES, MODEL_SIZES, GPTConfig, GPTModel, count_parameters, size_name
 from minigpt.safetensors_io import load_safetensors, save_safetensors
 
-# The four released sizes; the number of heads cannot be read off the tensors' shapes, so it comes from
-# here (or from a config.json next to the weights).
-GPT2_SIZES: dict[str, dict[str, int]] = {
-    "gpt2": dict(emb_dim=768, n_layers=12, n_heads=12),          # 124M parameters
-    "gpt2-medium": dict(emb_dim=1024, n_layers=24, n_heads=16),  # 355M
-    "gpt2-large": dict(emb_dim=1280, n_layers=36, n_heads=20),   # 774M
-    "gpt2-xl": dict(emb_dim=1600, n_layers=48, n_heads=25),      # 1558M
-}
-ALIASES = {"gpt2-small": "gpt2", "124M": "gpt2", "355M": "gpt2-medium", "774M": "gpt2-large", "1558M": "gpt2-xl"}
-HEADS_BY_WIDTH = {spec["emb_dim"]: spec["n_heads"] for spec in GPT2_SIZES.values()}
+# GPT-2's four sizes come from chapter 4's one table (MODEL_SIZES); the number of heads cannot be read off the
+# tensors' shapes, so it comes from there (or from a config.json next to the weights).
+HEADS_BY_WIDTH = {MODEL_SIZES[name].emb_dim: MODEL_SIZES[name].n_heads for name in GPT2_SIZES}
 
 URL = "https://huggingface.co/openai-community/{name}/resolve/{revision}/model.safetensors"
 # gpt2 is pinned to a commit of its Hugging Face repository, with the sha256 of that model.safetensors
@@ -56,14 +49,14 @@ DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfl
 _IGNORED = re.compile(r"h\.\d+\.attn\.(bias|masked_bias)$")
 
 
-def size_name(name: str) -> str | None:
-    """The canonical size name for 'gpt2', 'gpt2-small', '124M', ... or None if `name` is not one."""
-    name = ALIASES.get(name, name)
+def gpt2_size(name: str) -> str | None:
+    """The canonical GPT-2 size for 'gpt2', 'gpt2-small', '124M', ... or None if `name` is not one of the four."""
+    name = size_name(name)
     return name if name in GPT2_SIZES else None
 
 
 def weights_url(size: str) -> str:
-    name = size_name(size)
+    name = gpt2_size(size)
     if name is None:
         raise ValueError(f"unknown GPT-2 size {size!r}; choose one of {list(GPT2_SIZES)}")
     return URL.format(name=name, revision=REVISIONS[name])
@@ -75,7 +68,7 @@ def gpt2_weights(size: str = "gpt2", local: str | os.PathLike | None = None, qui
 
     A local copy is not sha256-checked: it may be a re-saved or converted copy (load_gpt2 checks its shapes).
     """
-    name = size_name(size)
+    name = gpt2_size(size)
     url = weights_url(size)
     try:
         return download(url, "model.safetensors", None if local is not None else SHA256[name], local=local,
@@ -183,14 +176,14 @@ def _normalise_keys(tensors: dict[str, torch.Tensor], source: Path) -> dict[str,
 
 
 def _describe_fit(emb_dim: int, n_layers: int) -> str:
-    fits = [name for name, spec in GPT2_SIZES.items() if (spec["emb_dim"], spec["n_layers"]) == (emb_dim, n_layers)]
+    fits = [name for name in GPT2_SIZES if (MODEL_SIZES[name].emb_dim, MODEL_SIZES[name].n_layers) == (emb_dim, n_layers)]
     if fits:
         return f"it fits {fits[0]!r}"
-    widths = [name for name, spec in GPT2_SIZES.items() if spec["emb_dim"] == emb_dim]
+    widths = [name for name in GPT2_SIZES if MODEL_SIZES[name].emb_dim == emb_dim]
     if widths:
         return f"it has the width of {widths[0]!r} but {n_layers} layers (a reduced or custom model)"
     return "it matches none of the released sizes " + ", ".join(
-        f"{n} ({s['emb_dim']} wide, {s['n_layers']} layers)" for n, s in GPT2_SIZES.items())
+        f"{n} ({MODEL_SIZES[n].emb_dim} wide, {MODEL_SIZES[n].n_layers} layers)" for n in GPT2_SIZES)
 
 
 def _read_config_json(path: Path | None) -> dict:
@@ -215,10 +208,10 @@ def _config_for(tensors: dict[str, torch.Tensor], config_json: dict, requested: 
     n_layers = max(layers) + 1 if layers else 0
     fit = _describe_fit(emb_dim, n_layers)
     if requested is not None:
-        spec = GPT2_SIZES[requested]
-        if (spec["emb_dim"], spec["n_layers"]) != (emb_dim, n_layers):
+        spec = MODEL_SIZES[requested]
+        if (spec.emb_dim, spec.n_layers) != (emb_dim, n_layers):
             raise ValueError(f"{source} holds a GPT-2 {emb_dim} wide with {n_layers} layers: {fit}, not {requested!r} "
-                             f"({spec['emb_dim']} wide, {spec['n_layers']} layers). Pass the right file, or ask "
+                             f"({spec.emb_dim} wide, {spec.n_layers} layers). Pass the right file, or ask "
                              f"for the size it fits.")
     for field, actual in [("vocab_size", vocab_size), ("emb_dim", emb_dim), ("n_layers", n_layers)]:
         if field in overrides and overrides[field] != actual:
@@ -247,7 +240,7 @@ def _config_for(tensors: dict[str, torch.Tensor], config_json: dict, requested: 
 def _resolve(size_or_path: str | os.PathLike, weights: str | os.PathLike | None,
              quiet: bool) -> tuple[Path, Path | None, str | None]:
     """(safetensors file, config.json or None, the size asked for or None)."""
-    name = size_name(str(size_or_path))
+    name = gpt2_size(str(size_or_path))
     if name is not None:
         file = gpt2_weights(name, local=weights, quiet=quiet)
         config = file.parent / "config.json" if weights is not None else None
@@ -264,25 +257,6 @@ def _resolve(size_or_path: str | os.PathLike, weights: str | os.PathLike | None,
         return path, path.parent / "config.json" if path.name == "model.safetensors" else None, None
     raise FileNotFoundError(f"{str(size_or_path)!r} is neither a GPT-2 size ({', '.join(GPT2_SIZES)}) nor an "
                             f"existing file or directory")
-
-
-def _materialise_buffers(model: GPTModel, device: torch.device | str) -> None:
-    """Give a model built on the meta device real buffers (the causal masks, which no checkpoint holds).
-
-    Every block's buffers are alike, so they are taken from a one-block model of minimal width built the
-    ordinary way (its construction is instant), which keeps their definition in minigpt/model.py.
-    """
-    cfg = model.cfg
-    donor = dict(GPTModel(replace(cfg, n_layers=1, emb_dim=cfg.n_heads, vocab_size=1)).named_buffers())
-    for name, buffer in list(model.named_buffers()):
-        if not buffer.is_meta:
-            continue
-        twin = donor.get(re.sub(r"^trf_blocks\.\d+\.", "trf_blocks.0.", name))
-        if twin is None or twin.shape != buffer.shape:
-            raise RuntimeError(f"cannot materialise buffer {name} {tuple(buffer.shape)}; "
-                               f"load_gpt2 needs updating for this GPTModel")
-        module_name, _, attr = name.rpartition(".")
-        setattr(model.get_submodule(module_name), attr, twin.to(device).clone())
 
 
 def load_gpt2(size_or_path: str | os.PathLike = "gpt2", dtype: torch.dtype | str = torch.float32,
@@ -331,7 +305,6 @@ def load_gpt2(size_or_path: str | os.PathLike = "gpt2", dtype: torch.dtype | str
     model.load_state_dict(state, strict=True, assign=True)
     if cfg.tie_weights:
         model.out_head.weight = model.tok_emb.weight   # one Parameter, as GPTModel(cfg) would have it
-    _materialise_buffers(model, device)
     return model.eval()
 
 

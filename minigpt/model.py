@@ -6,12 +6,20 @@ A GPT is a stack of identical transformer blocks between an embedding layer and 
               -> n_layers x [ x + Attention(LayerNorm(x)),  x + FeedForward(LayerNorm(x)) ]
               -> final LayerNorm -> linear head -> logits over the vocabulary
 
-LayerNorm keeps activations at a steady scale, GELU is the smooth non-linearity of the feed-forward
-network, and the residual "shortcut" additions let gradients reach the first layers unchanged. The file
-builds those parts in that order, then GPTModel, then two tools: a memory estimator and the simplest
-(greedy) text generator. The attention is chapter 3's MultiHeadAttention; `attention_impl` picks how its
-core softmax(QKᵀ/√d)V is computed (the chapter 3 code, torch's fused SDPA, or chapter 5's Triton kernel),
-always with the same weights.
+LayerNorm keeps activations at a steady scale, GELU is the smooth non-linearity of the feed-forward network, and the
+residual "shortcut" additions let gradients reach the first layers unchanged. Read it in this order:
+  1. GPTConfig and MODEL_SIZES    the knobs, and the one table of sizes (GPT-2's four and a tiny one) with aliases
+  2. LayerNorm, GELU, FeedForward the small parts
+  3. GPTAttention                 chapter 3's MultiHeadAttention, its core computed by minigpt/backends.py
+  4. TransformerBlock, GPTModel   the stack, and GPT-2's initialisation
+  5. count_parameters, estimate_parameters, estimate_memory, generate_text_simple   tools
+
+The attention's core softmax(QKᵀ/√d)V can be computed three ways (chapter 3's explicit scores, torch's SDPA, or
+chapter 5's Triton kernel) with the same weights; minigpt/backends.py holds that switch, so this file never imports
+kernels/. Two things are added for chapters 6-9 and marked where they appear: a KV cache (KVCache, `cache=`),
+which lets generation feed one new token at a time, and padding masks (`attention_mask=`), which let prompts of
+different lengths share a batch. What the model does not do: no rotary or learned-relative positions (GPT-2's
+absolute position table), no grouped-query attention, no dropout inside the Triton kernel's masked paths.
 """
 from __future__ import annotations
 
@@ -20,12 +28,9 @@ from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
+from minigpt import backends
 from minigpt.attention import MultiHeadAttention
-
-ATTENTION_IMPLS = ("ch3", "torch", "triton")
-LAYERNORM_IMPLS = ("formula", "torch", "triton")
 
 
 @dataclass
@@ -44,34 +49,46 @@ class GPTConfig:
     def __post_init__(self):
         if self.emb_dim % self.n_heads:
             raise ValueError(f"emb_dim ({self.emb_dim}) must be divisible by n_heads ({self.n_heads})")
-        if self.attention_impl not in ATTENTION_IMPLS:
-            raise ValueError(f"attention_impl must be one of {ATTENTION_IMPLS}, got {self.attention_impl!r}")
-        if self.layernorm_impl not in LAYERNORM_IMPLS:
-            raise ValueError(f"layernorm_impl must be one of {LAYERNORM_IMPLS}, got {self.layernorm_impl!r}")
+        if self.attention_impl not in backends.ATTENTION_IMPLS:
+            raise ValueError(f"attention_impl must be one of {backends.ATTENTION_IMPLS}, got {self.attention_impl!r}")
+        if self.layernorm_impl not in backends.LAYERNORM_IMPLS:
+            raise ValueError(f"layernorm_impl must be one of {backends.LAYERNORM_IMPLS}, got {self.layernorm_impl!r}")
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "GPTConfig":
-        """A named configuration (see PRESETS), with any field overridden: GPTConfig.preset("tiny", n_layers=2)."""
-        if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-        return replace(PRESETS[name], **overrides)
+        """A size from MODEL_SIZES (or an alias), with any field overridden: GPTConfig.preset("tiny", n_layers=2)."""
+        size = size_name(name)
+        if size is None:
+            raise ValueError(f"unknown preset {name!r}: choose a model size from {sorted(MODEL_SIZES)} or an alias "
+                             f"({', '.join(SIZE_ALIASES)})")
+        return replace(MODEL_SIZES[size], **overrides)
 
 
-PRESETS = {
-    # The four GPT-2 sizes OpenAI released (124M, 355M, 774M, 1558M parameters with tied weights).
-    "gpt2-small": GPTConfig(emb_dim=768, n_layers=12, n_heads=12),
+# The one table of model sizes. GPT-2's four are the sizes OpenAI released (124M, 355M, 774M, 1558M parameters with
+# tied weights); chapter 7 loads their weights by these names. "tiny" trains on a laptop CPU in minutes.
+MODEL_SIZES = {
+    "gpt2": GPTConfig(emb_dim=768, n_layers=12, n_heads=12),
     "gpt2-medium": GPTConfig(emb_dim=1024, n_layers=24, n_heads=16),
     "gpt2-large": GPTConfig(emb_dim=1280, n_layers=36, n_heads=20),
     "gpt2-xl": GPTConfig(emb_dim=1600, n_layers=48, n_heads=25),
-    # Small enough to train on a laptop CPU in minutes, with GPT-2's tokenizer.
     "tiny": GPTConfig(context_length=256, emb_dim=128, n_layers=4, n_heads=4, drop_rate=0.1),
 }
+GPT2_SIZES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
+SIZE_ALIASES = {"gpt2-small": "gpt2", "124M": "gpt2", "355M": "gpt2-medium", "774M": "gpt2-large",
+                "1558M": "gpt2-xl"}
+
+
+def size_name(name: str) -> str | None:
+    """The table's name for 'gpt2', 'gpt2-small', '124M', 'tiny', ... or None if `name` is not a size."""
+    name = SIZE_ALIASES.get(name, name)
+    return name if name in MODEL_SIZES else None
 
 
 class LayerNorm(nn.Module):
     """Normalise each token's vector to mean 0 and variance 1, then apply a learned scale and shift.
 
-    `impl="formula"` writes the computation out; "torch" and "triton" compute the same thing in one fused kernel.
+    `impl="formula"` writes the computation out; "torch" and "triton" compute the same thing in one fused kernel
+    (minigpt/backends.py).
     """
 
     def __init__(self, emb_dim: int, eps: float = 1e-5, impl: str = "torch"):
@@ -80,13 +97,12 @@ class LayerNorm(nn.Module):
         self.impl = impl
         self.scale = nn.Parameter(torch.ones(emb_dim))
         self.shift = nn.Parameter(torch.zeros(emb_dim))
+        if impl == "triton":
+            backends.load_kernels()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.impl == "torch":
-            return F.layer_norm(x, self.scale.shape, self.scale, self.shift, self.eps)
-        if self.impl == "triton":
-            from kernels.layernorm import layer_norm
-            return layer_norm(x, self.scale, self.shift, self.eps)
+        if self.impl != "formula":
+            return backends.fused_layer_norm(x, self.scale, self.shift, self.eps, self.impl)
         mean = x.mean(dim=-1, keepdim=True)
         # The biased variance (divide by n, not n - 1), as GPT-2 and torch's LayerNorm use.
         var = x.var(dim=-1, keepdim=True, unbiased=False)
@@ -115,6 +131,8 @@ class FeedForward(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
 
+
+# ---- added for generation (chapters 6-9): the KV cache ----------------------------------------------------------
 
 class KVCache:
     """Keys and values of the tokens already processed, one entry per layer.
@@ -145,71 +163,59 @@ class KVCache:
         self.values = [v if v is None else v[keep] for v in self.values]
 
 
-class GPTAttention(MultiHeadAttention):
-    """Chapter 3's MultiHeadAttention with a choice of how to compute its core, plus a KV cache and padding.
+def allowed_positions(num_queries: int, num_keys: int, attention_mask: torch.Tensor | None,
+                      device: torch.device) -> torch.Tensor:
+    """Boolean (batch or 1, 1, queries, keys) mask: True where a query may look at a key (chapters 6-9).
 
-    Same parameters (W_query, W_key, W_value, out_proj) whatever `impl` is, so weights move freely between them.
+    The queries are the last `num_queries` of `num_keys` positions (earlier ones are in the cache).
+    `attention_mask` (batch, num_keys) marks real tokens (True) and padding (False).
+    """
+    query_pos = torch.arange(num_keys - num_queries, num_keys, device=device)[:, None]
+    key_pos = torch.arange(num_keys, device=device)[None, :]
+    allowed = (key_pos <= query_pos)[None, None]
+    if attention_mask is not None:
+        allowed = allowed & attention_mask.bool()[:, None, None, :]
+        # A padding query would see no key at all and softmax would give NaN; let it see itself.
+        # Its output is never used.
+        allowed = allowed | (key_pos == query_pos)[None, None]
+    return allowed
+
+
+# ---- the model -------------------------------------------------------------------------------------------------
+
+class GPTAttention(MultiHeadAttention):
+    """Chapter 3's MultiHeadAttention (same parameters: W_query, W_key, W_value, out_proj) with a choice of core.
+
+    Weights move freely between implementations. It keeps no (context_length x context_length) mask buffer: the
+    fused kernels are told "causal", and the explicit paths build their mask per call from positions, which is
+    also what a KV cache and padding need.
     """
 
     def __init__(self, cfg: GPTConfig, layer: int):
-        super().__init__(cfg.emb_dim, cfg.emb_dim, cfg.context_length, cfg.drop_rate, cfg.n_heads, cfg.qkv_bias)
-        self.impl = cfg.attention_impl
-        if self.impl == "triton" and self.head_dim not in (16, 32, 64, 128):
-            # The Triton kernel tiles the head dimension in powers of two of at least 16 (tl.dot's minimum).
-            if layer == 0:
-                print(f"attention_impl='triton' needs a head dim of 16, 32, 64 or 128, not {self.head_dim}: "
-                      f"using torch's SDPA instead")
-            self.impl = "torch"
+        super().__init__(cfg.emb_dim, cfg.emb_dim, None, cfg.drop_rate, cfg.n_heads, cfg.qkv_bias)
+        self.impl = backends.attention_impl_for(cfg.attention_impl, self.head_dim)
+        if self.impl != cfg.attention_impl and layer == 0:
+            print(f"attention_impl='triton' needs a head dim of 16, 32, 64 or 128, not {self.head_dim}: "
+                  f"using torch's SDPA instead")
         self.layer = layer  # which slot of a KVCache is ours
+        if self.impl == "triton":
+            backends.load_kernels()
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None,
                 attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        if cache is None and attention_mask is None and self.impl == "ch3":
-            return super().forward(x)
         queries = self.split_heads(self.W_query(x))
         keys = self.split_heads(self.W_key(x))
         values = self.split_heads(self.W_value(x))
         if cache is not None:
             keys, values = cache.update(self.layer, keys, values)
         dropout_p = self.dropout.p if self.training else 0.0
-
         if cache is None and attention_mask is None:
             # The common training case: a full causal square, the fused kernels' fast path.
-            if self.impl == "triton":
-                from kernels.attention import flash_attention
-                context = flash_attention(queries, keys, values, causal=True, dropout_p=dropout_p)
-            else:
-                context = F.scaled_dot_product_attention(queries, keys, values, is_causal=True, dropout_p=dropout_p)
+            context = backends.causal_attention(queries, keys, values, self.impl, dropout_p)
         else:
-            allowed = self._allowed(queries.shape[2], keys.shape[2], attention_mask, x.device)
-            if self.impl == "ch3":
-                scores = (queries @ keys.transpose(2, 3)).masked_fill(~allowed, float("-inf"))
-                weights = self.dropout(torch.softmax(scores / self.head_dim ** 0.5, dim=-1))
-                context = weights @ values
-            else:
-                # The Triton kernel knows only the causal square; generation with a cache or padding
-                # (a small share of the work) uses SDPA with an explicit mask.
-                context = F.scaled_dot_product_attention(queries, keys, values, attn_mask=allowed,
-                                                         dropout_p=dropout_p)
+            allowed = allowed_positions(queries.shape[2], keys.shape[2], attention_mask, x.device)
+            context = backends.masked_attention(queries, keys, values, allowed, self.impl, dropout_p)
         return self.out_proj(self.merge_heads(context))
-
-    @staticmethod
-    def _allowed(num_queries: int, num_keys: int, attention_mask: torch.Tensor | None,
-                 device: torch.device) -> torch.Tensor:
-        """Boolean (batch or 1, 1, queries, keys) mask: True where a query may look at a key.
-
-        The queries are the last `num_queries` of `num_keys` positions (earlier ones are in the cache).
-        `attention_mask` (batch, num_keys) marks real tokens (True) and padding (False).
-        """
-        query_pos = torch.arange(num_keys - num_queries, num_keys, device=device)[:, None]
-        key_pos = torch.arange(num_keys, device=device)[None, :]
-        allowed = (key_pos <= query_pos)[None, None]
-        if attention_mask is not None:
-            allowed = allowed & attention_mask.bool()[:, None, None, :]
-            # A padding query would see no key at all and softmax would give NaN; let it see itself.
-            # Its output is never used.
-            allowed = allowed | (key_pos == query_pos)[None, None]
-        return allowed
 
 
 class TransformerBlock(nn.Module):
@@ -294,6 +300,14 @@ class GPTModel(nn.Module):
 
     def new_cache(self) -> KVCache:
         return KVCache(self.cfg.n_layers)
+
+
+def find_gpt(model: nn.Module) -> GPTModel | None:
+    """The GPTModel inside `model` (itself, or wrapped by DDP, torch.compile or a finetuning wrapper)."""
+    for module in model.modules():
+        if isinstance(module, GPTModel):
+            return module
+    return None
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -239,14 +239,14 @@ def test_layer_norm_takes_any_leading_shape_and_strides():
     check_layer_norm(x, torch.randn(64).to(DEVICE), torch.randn(64).to(DEVICE), eps=1e-3)
 
 
-def test_triton_layer_norm_module_is_a_drop_in_for_the_model_layer_norm():
+def test_model_layer_norm_with_triton_matches_torch():
     model = load_impl("minigpt.model")
-    ours = layernorm.TritonLayerNorm(48).to(DEVICE)
+    ours = model.LayerNorm(48, impl="triton").to(DEVICE)
     theirs = model.LayerNorm(48, impl="torch").to(DEVICE)
     with torch.no_grad():
         theirs.scale.copy_(torch.randn(48))
         theirs.shift.copy_(torch.randn(48))
-    ours.load_state_dict(theirs.state_dict())  # same parameter names: scale, shift
+    ours.load_state_dict(theirs.state_dict())  # one module, two implementations: same parameters
     assert ours.eps == theirs.eps == 1e-5
     x = torch.randn(3, 4, 48, device=DEVICE)
     torch.testing.assert_close(ours(x), theirs(x), atol=1e-5, rtol=1e-5)  # both fp32 normalisations of O(1) values

@@ -215,8 +215,9 @@ def write_header_only(path, shapes: dict[str, tuple], prefix="transformer."):
 
 def full_size_shapes(name):
     from minigpt.model import GPTConfig
-    spec = gpt2.GPT2_SIZES[name]
-    cfg = GPTConfig(emb_dim=spec["emb_dim"], n_layers=spec["n_layers"], n_heads=spec["n_heads"], tie_weights=True)
+    from minigpt.model import MODEL_SIZES
+    spec = MODEL_SIZES[name]
+    cfg = GPTConfig(emb_dim=spec.emb_dim, n_layers=spec.n_layers, n_heads=spec.n_heads, tie_weights=True)
     return gpt2.expected_hf_shapes(cfg)
 
 
