@@ -5,11 +5,9 @@ Runs in well under a minute on a CPU, offline:  python chapters/ch01_tokenizer.p
 """
 import argparse
 import random
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing
 
 import matplotlib
 
@@ -17,9 +15,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import regex
 
+from minigpt.bench_tokenizer import stdlib_corpus
 from minigpt.data import STORIES_DIR, load_stories  # chapter 2's reader of the bundled stories
+from minigpt.files import save_figure
 from minigpt.tokenizer import (GPT2_ENDOFTEXT, GPT2_SPLIT_PATTERN, BPETokenizer, gpt2_tiktoken_encoding,
-                               gpt2_tokenizer, stdlib_corpus)
+                               gpt2_tokenizer)
 
 # What each alternative of GPT2_SPLIT_PATTERN is for, in the pattern's order.
 ALTERNATIVES = ["contraction 's", "contraction 't", "contraction 're", "contraction 've", "contraction 'm",
@@ -139,11 +139,11 @@ def main() -> None:
     ax.legend()
     fig.tight_layout()
     figure = out / "compression.png"
-    fig.savefig(figure, dpi=120)
+    save_figure(fig, figure)
     plt.close(fig)
     print(f"   Figure saved to {figure}")
 
-    print("\n7. Speed (one run each on this machine; `python -m minigpt.tokenizer --bench` for the full benchmark).")
+    print("\n7. Speed (one run each on this machine; `python -m minigpt.bench_tokenizer` for the full benchmark).")
     english, code = stdlib_corpus(2_000_000)
     rows = []
     for name, sample_text in [("English (stdlib docs)", "\n\n".join(english)), ("Python code", "\n\n".join(code))]:

@@ -12,8 +12,9 @@ Read it in this order:
   4. BPETokenizer                   pre-tokenization, training, encode/decode, special tokens, save/load
   5. gpt2_tokenizer                 GPT-2's vocabulary from data/gpt2.tiktoken (and gpt2_tiktoken_encoding)
 
-`python -m minigpt.tokenizer --bench` measures encoding and training speed against tiktoken and Hugging Face
-`tokenizers` (results in minigpt/TOKENIZER_BENCHMARK.md).
+What it does not do: no normalisation (NFC/NFKC) and no byte fallback tricks; special tokens are recognised only
+when `encode` is told to allow them. Its speed against tiktoken and Hugging Face `tokenizers` is measured by
+`python -m minigpt.bench_tokenizer` (results in minigpt/TOKENIZER_BENCHMARK.md).
 """
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ import hashlib
 import heapq
 import json
 import operator
-import os
 import re
 from collections import Counter, defaultdict
 from itertools import chain
@@ -55,6 +55,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 GPT2_RANKS_PATH = REPO_ROOT / "data" / "gpt2.tiktoken"
 GPT2_RANKS_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
 GPT2_ENDOFTEXT = "<|endoftext|>"
+GPT2_EOT_ID = 50256   # its id: right after the 50,256 byte-level tokens; GPT-2 also pads and stops with it
 
 FORMAT_HEADER = "minigpt-bpe 1"
 
@@ -472,8 +473,8 @@ class BPETokenizer:
 
     # -- saving and loading -----------------------------------------------------------------------------------
 
-    def save(self, path: str | Path) -> None:
-        """Write the tokenizer as readable text: pattern, the 256 byte tokens, merges in order, special tokens.
+    def to_text(self) -> str:
+        """The tokenizer as readable text: pattern, the 256 byte tokens, merges in order, special tokens.
 
         Each merge line reads `merge <new id> <first id> <second id> <the new token's text>`; the text is for people
         (Python repr, b'...' when it is not whole UTF-8) and is ignored when loading.
@@ -485,15 +486,24 @@ class BPETokenizer:
         lines += [f"byte\t{i}\t{token[0]}\t{_show(token)}" for i, token in enumerate(self.vocab) if len(token) == 1]
         lines += [f"merge\t{new_id}\t{a}\t{b}\t{_show(self.vocab[new_id])}" for (a, b), new_id in self.merges.items()]
         lines += [f"special\t{i}\t{json.dumps(text, ensure_ascii=False)}" for text, i in self.special_tokens.items()]
-        write_text_atomic(path, "\n".join(lines) + "\n", newline="\n")
+        return "\n".join(lines) + "\n"
+
+    def save(self, path: str | Path) -> None:
+        """Write `to_text()` to `path` (atomically)."""
+        write_text_atomic(path, self.to_text(), newline="\n")
 
     @classmethod
     def load(cls, path: str | Path) -> "BPETokenizer":
         """Read a file written by `save`."""
         path = Path(path)
-        lines = path.read_text(encoding="utf-8").splitlines()
+        return cls.from_text(path.read_text(encoding="utf-8"), str(path))
+
+    @classmethod
+    def from_text(cls, text: str, source: str = "the tokenizer text") -> "BPETokenizer":
+        """Rebuild a tokenizer from `to_text()`'s output; errors name `source` and the line."""
+        lines = text.splitlines()
         if not lines or lines[0] != FORMAT_HEADER:
-            raise ValueError(f"{path} is not a minigpt tokenizer file (its first line should be {FORMAT_HEADER!r})")
+            raise ValueError(f"{source} is not a minigpt tokenizer file (its first line should be {FORMAT_HEADER!r})")
         pattern, tokens, merges, specials = None, {}, {}, {}
         for number, line in enumerate(lines[1:], start=2):
             if not line or line.startswith("#"):
@@ -514,9 +524,9 @@ class BPETokenizer:
                 else:
                     raise ValueError(f"unknown line kind {kind!r}")
             except (ValueError, IndexError, KeyError) as error:
-                raise ValueError(f"{path}, line {number}: cannot read {line!r} ({error!r})") from None
+                raise ValueError(f"{source}, line {number}: cannot read {line!r} ({error!r})") from None
         if sorted(tokens) != list(range(len(tokens))):
-            raise ValueError(f"{path}: token ids must run from 0 without gaps")
+            raise ValueError(f"{source}: token ids must run from 0 without gaps")
         tokenizer = cls(pattern)
         tokenizer._set_vocab([tokens[i] for i in range(len(tokens))], merges, specials)
         return tokenizer
@@ -575,8 +585,9 @@ def load_tiktoken_ranks(path: str | Path, sha256: str | None = None) -> dict[byt
     """Read a .tiktoken file (lines `<base64 token bytes> <rank>`), checking its sha256 when one is given."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"rank file {path} not found; the repository ships data/gpt2.tiktoken "
-                                f"(see data/GPT2_VOCAB.md for where it comes from)")
+        raise FileNotFoundError(f"rank file {path} not found; the repository ships data/gpt2.tiktoken (see "
+                                f"data/GPT2_VOCAB.md): install minigpt from a clone with `pip install -e .` (a wheel "
+                                f"does not carry data/), or pass the file's path")
     data = path.read_bytes()
     if sha256 is not None and (actual := hashlib.sha256(data).hexdigest()) != sha256:
         raise ValueError(f"{path} has sha256 {actual}, expected {sha256}: the file is damaged or not GPT-2's")
@@ -594,7 +605,7 @@ def load_tiktoken_ranks(path: str | Path, sha256: str | None = None) -> dict[byt
 def gpt2_tokenizer(path: str | Path = GPT2_RANKS_PATH) -> BPETokenizer:
     """GPT-2's tokenizer: 50,256 byte-level BPE tokens plus <|endoftext|> = 50256, identical to tiktoken's."""
     ranks = load_tiktoken_ranks(path, GPT2_RANKS_SHA256)
-    return BPETokenizer.from_ranks(ranks, GPT2_SPLIT_PATTERN, {GPT2_ENDOFTEXT: len(ranks)})
+    return BPETokenizer.from_ranks(ranks, GPT2_SPLIT_PATTERN, {GPT2_ENDOFTEXT: GPT2_EOT_ID})
 
 
 def gpt2_tiktoken_encoding(path: str | Path = GPT2_RANKS_PATH):
@@ -606,194 +617,15 @@ def gpt2_tiktoken_encoding(path: str | Path = GPT2_RANKS_PATH):
 
     ranks = load_tiktoken_ranks(path, GPT2_RANKS_SHA256)
     return tiktoken.Encoding(name="gpt2", pat_str=TIKTOKEN_R50K_PATTERN, mergeable_ranks=ranks,
-                             special_tokens={GPT2_ENDOFTEXT: len(ranks)}, explicit_n_vocab=len(ranks) + 1)
+                             special_tokens={GPT2_ENDOFTEXT: GPT2_EOT_ID}, explicit_n_vocab=GPT2_EOT_ID + 1)
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Benchmark: `python -m minigpt.tokenizer --bench`. Not a test: timings depend on the machine and its load.
-
-def stdlib_corpus(n_bytes: int) -> tuple[list[str], list[str]]:
-    """Documents: up to n_bytes/2 of English and of Python code, from the standard library that every Python ships.
-
-    English: pydoc's help topics (the language reference) and the docstrings pydoc shows; code: the sources.
-    """
-    import ast
-    import sysconfig
-    from pydoc_data.topics import topics
-
-    half = n_bytes // 2
-    english = [topics[name] for name in sorted(topics)]
-    code = []
-    english_size = sum(len(text.encode("utf-8")) + 2 for text in english)
-    code_size = 0
-    root = Path(sysconfig.get_paths()["stdlib"])
-    files = [f for f in sorted(root.rglob("*.py")) if not {"site-packages", "dist-packages"} & set(f.parts)]
-    for file in files:
-        if english_size >= half and code_size >= half:
-            break
-        source = file.read_text(encoding="utf-8", errors="replace")
-        if code_size < half:
-            code.append(source)
-            code_size += len(source.encode("utf-8")) + 1
-        try:
-            tree = ast.parse(source)
-        except (SyntaxError, ValueError):
-            continue
-        for node in ast.walk(tree):
-            if english_size < half and isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
-                                                         ast.AsyncFunctionDef)):
-                if docstring := ast.get_docstring(node):
-                    english.append(docstring)
-                    english_size += len(docstring.encode("utf-8")) + 2
-    return english, code
-
-
-def _timings(functions: list, repeats: int = 3) -> list[float]:
-    """Best time of each function over `repeats` rounds, interleaved so that they share the machine's load alike."""
-    import time
-
-    best = [INFINITY] * len(functions)
-    for _ in range(repeats):
-        for k, function in enumerate(functions):
-            start = time.perf_counter()
-            function()
-            best[k] = min(best[k], time.perf_counter() - start)
-    return best
-
-
-def _hf_train(documents: list[str], vocab_size: int):
-    """Hugging Face tokenizers' BpeTrainer with GPT-2's split pattern and byte-level alphabet, as ours."""
-    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
-
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(GPT2_SPLIT_PATTERN), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
-    tokenizer.train_from_iterator(documents, trainer)
-    return tokenizer
-
-
-def _hf_token_bytes(tokenizer) -> set[bytes]:
-    # Byte-level BPE stores each byte as a printable character (GPT-2's bytes_to_unicode); map them back.
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    others = [b for b in range(256) if b not in printable]
-    char_to_byte = {chr(b): b for b in printable} | {chr(256 + k): b for k, b in enumerate(others)}
-    return {bytes(char_to_byte[c] for c in token) for token in tokenizer.get_vocab()}
-
-
-def benchmark(megabytes: float = 5.0, vocab_size: int = 16_384, naive_kilobytes: int = 100,
-              naive_vocab_size: int = 1_024) -> str:
-    """Run the benchmark; returns a Markdown report."""
-    import platform
-    import time
-    from importlib.metadata import version
-
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    english_documents, code_documents = stdlib_corpus(int(megabytes * 1e6))
-    english, code = "\n\n".join(english_documents), "\n\n".join(code_documents)
-    mixed = english + "\n\n" + code
-    rows = []
-    encoding = gpt2_tiktoken_encoding()
-    print(f"Corpus: {len(english.encode()) / 1e6:.2f} MB of English, {len(code.encode()) / 1e6:.2f} MB of code.")
-    for name, text in [("English (pydoc topics, docstrings)", english), ("Python code", code), ("mixed", mixed)]:
-        size = len(text.encode("utf-8"))
-        expected = encoding.encode_ordinary(text)
-        fresh = iter([gpt2_tokenizer() for _ in range(3)])  # new tokenizers: empty chunk caches
-        tiktoken_time, cold = _timings([lambda: encoding.encode_ordinary(text),
-                                        lambda: next(fresh).encode_ordinary(text)])
-        tokenizer = gpt2_tokenizer()
-        same = tokenizer.encode_ordinary(text) == expected
-        warm, = _timings([lambda: tokenizer.encode_ordinary(text)])
-        rows.append(f"| {name} | {size / 1e6:.2f} | {size / tiktoken_time / 1e6:.1f} | {size / cold / 1e6:.1f} | "
-                    f"{tiktoken_time / cold:.2f}x | {size / warm / 1e6:.1f} | {'yes' if same else 'NO'} |")
-        print(rows[-1])
-
-    print(f"Training to {vocab_size} tokens on {len(mixed.encode()) / 1e6:.2f} MB (ours, then Hugging Face)...")
-    start = time.perf_counter()
-    ours = BPETokenizer().train(mixed, vocab_size, progress=True)
-    ours_time = time.perf_counter() - start
-    start = time.perf_counter()
-    theirs = _hf_train(english_documents + code_documents, vocab_size)
-    hf_time = time.perf_counter() - start
-    shared = len(set(ours.vocab) & _hf_token_bytes(theirs))
-    distinct = len(set(ours.pre_tokenize(mixed)))
-
-    small = mixed[: naive_kilobytes * 1000]
-    print(f"Naive and fast training on {len(small.encode()) / 1e3:.0f} KB to {naive_vocab_size} tokens...")
-    start = time.perf_counter()
-    naive = BPETokenizer().train(small, naive_vocab_size, naive=True)
-    naive_time = time.perf_counter() - start
-    start = time.perf_counter()
-    fast = BPETokenizer().train(small, naive_vocab_size)
-    fast_time = time.perf_counter() - start
-
-    cpu = platform.processor() or platform.machine()
-    report = [
-        "# Tokenizer benchmark (chapter 1)",
-        "",
-        f"Written by `python -m minigpt.tokenizer --bench` on {time.strftime('%Y-%m-%d')}: {os.cpu_count()} CPU cores "
-        f"({cpu}, {platform.system()}), shared with other work (load average {load:.1f} at the start), so repeat it "
-        f"before trusting a small difference. "
-        f"Python {platform.python_version()}, tiktoken {version('tiktoken')}, tokenizers {version('tokenizers')}, "
-        f"regex {version('regex')}.",
-        "",
-        "Corpus: English from the Python standard library's pydoc help topics and docstrings, and its sources "
-        "as code; another Python version ships other files, so the figures move a little with it.",
-        "",
-        "## Encoding GPT-2 (r50k_base), one call over the whole text",
-        "",
-        "cold = a new tokenizer with an empty chunk cache (the honest figure); warm = the same text again. "
-        "Best of 3 runs each.",
-        "",
-        "| text | MB | tiktoken MB/s | minigpt cold MB/s | cold vs tiktoken | minigpt warm MB/s | ids identical |",
-        "|---|---|---|---|---|---|---|",
-        *rows,
-        "",
-        f"## Training to {vocab_size:,} tokens on {len(mixed.encode()) / 1e6:.2f} MB (mixed)",
-        "",
-        "| trainer | seconds |",
-        "|---|---|",
-        f"| minigpt `train_merges` (pure Python, incremental counts + heap) | {ours_time:.1f} |",
-        f"| Hugging Face tokenizers BpeTrainer (Rust, same split pattern, byte-level) | {hf_time:.1f} |",
-        "",
-        f"minigpt takes {ours_time / hf_time:.1f}x the time of Hugging Face's trainer. {shared:,} of minigpt's "
-        f"{len(ours.vocab):,} tokens are also in Hugging Face's vocabulary (the rest come from how the documents "
-        f"are joined, and from tie-breaks). Both count the {distinct:,} distinct chunks once and update pair counts "
-        f"incrementally, so neither rescans the {len(mixed.encode()) / 1e6:.1f} MB per merge.",
-        "",
-        f"## The naive loop, for contrast ({len(small.encode()) / 1e3:.0f} KB to {naive_vocab_size:,} tokens)",
-        "",
-        "| trainer | seconds |",
-        "|---|---|",
-        f"| `train_merges_naive` (recount all pairs after each merge) | {naive_time:.1f} |",
-        f"| `train_merges` | {fast_time:.2f} |",
-        "",
-        f"Same merges: {'yes' if naive.merges == fast.merges else 'NO'}.",
-        "",
-    ]
-    return "\n".join(report)
-
-
-def main() -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Chapter 1 tokenizer tools.")
-    parser.add_argument("--bench", action="store_true", help="run the speed benchmark and write its report")
-    parser.add_argument("--mb", type=float, default=5.2, help="corpus size in MB (default 5.2)")
-    parser.add_argument("--vocab-size", type=int, default=16_384, help="vocabulary size for training (default 16384)")
-    parser.add_argument("--out", default=str(Path(__file__).with_name("TOKENIZER_BENCHMARK.md")),
-                        help="where to write the Markdown report (default minigpt/TOKENIZER_BENCHMARK.md)")
-    args = parser.parse_args()
-    if not args.bench:
-        parser.print_help()
-        return
-    report = benchmark(args.mb, args.vocab_size)
-    write_text_atomic(args.out, report, newline="\n")
-    print(report)
-    print(f"Report written to {args.out}")
-
-
-if __name__ == "__main__":
-    main()
+def end_of_text_id(tokenizer) -> int | None:
+    """The id of <|endoftext|> in a BPETokenizer (its special_tokens) or a tiktoken Encoding; None if it has none."""
+    special = getattr(tokenizer, "special_tokens", None)
+    if isinstance(special, dict):
+        return special.get(GPT2_ENDOFTEXT)
+    special_set = getattr(tokenizer, "special_tokens_set", None)   # tiktoken's Encoding
+    if special_set is not None and GPT2_ENDOFTEXT in special_set:
+        return tokenizer.eot_token
+    return None
