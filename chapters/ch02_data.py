@@ -3,11 +3,9 @@
 Runs in seconds on a CPU, offline:  python chapters/ch02_data.py
 """
 import argparse
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing
 
 import matplotlib
 
@@ -18,6 +16,7 @@ import torch
 from minigpt.data import (STORIES_DIR, GPTDataset, MixedDataset, ShardDataset, create_dataloader, join_documents,
                           load_stories, prepare_shards)
 from minigpt.device import pick_device
+from minigpt.files import save_figure
 from minigpt.tokenizer import gpt2_tiktoken_encoding, gpt2_tokenizer
 
 
@@ -94,7 +93,7 @@ def main() -> None:
           f"numbers; an id's embedding is its row: "
           f"{torch.equal(token_vectors[0, 0], token_embedding.weight[inputs[0, 0]])}")
 
-    print("\n6. Larger corpora are tokenized once into uint16 shards (python -m minigpt.data prepare ...).")
+    print("\n6. Larger corpora are tokenized once into uint16 shards (python -m minigpt.prepare ...).")
     shards = out / "shards"
     manifest = prepare_shards([args.stories], shards, val_fraction=0.1, shard_tokens=4096,
                               encoding=gpt2_tiktoken_encoding(), progress=False)
@@ -126,7 +125,7 @@ def main() -> None:
     for i, n in enumerate(per_story[::-1]):
         ax.text(n, i, f" {n}", va="center", fontsize=8)
     fig.tight_layout()
-    fig.savefig(out / "tokens_per_story.png", dpi=120)
+    save_figure(fig, out / "tokens_per_story.png")
     print(f"\nSaved the figure tokens_per_story.png and the example shards in {out}/")
 
 

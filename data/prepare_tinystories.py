@@ -3,7 +3,7 @@
 TinyStories is about two million short stories written by GPT-3.5/GPT-4 in the vocabulary of a small child: a
 corpus on which a model of a few million parameters already learns grammar and simple plots. The files come
 from the Hugging Face dataset roneneldan/TinyStories (licence CDLA-Sharing-1.0); stories are separated by
-<|endoftext|> lines, which is the plain-text format `python -m minigpt.data prepare` understands.
+<|endoftext|> lines, which is the plain-text format `python -m minigpt.prepare` understands.
 
     python data/prepare_tinystories.py                      # the validation file: 19 MB, ~22k stories
     python data/prepare_tinystories.py --files all          # plus the 1.9 GB training file
@@ -17,9 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing
-
-from minigpt.data import main as data_main
+from minigpt.prepare import main as prepare_main
 from minigpt.download import download
 
 BASE_URL = "https://huggingface.co/datasets/roneneldan/TinyStories/resolve/main/"
@@ -63,10 +61,10 @@ def main(argv=None) -> None:
                      f"    python data/prepare_tinystories.py --files {key} --local /path/to/{name}")
         except (FileNotFoundError, ValueError) as e:   # a wrong --local path, or a checksum mismatch
             sys.exit(f"error: {e}")
-    command = ["prepare", "--input", *map(str, paths), "--out", args.out, "--val-fraction", str(args.val_fraction),
+    command = ["--input", *map(str, paths), "--out", args.out, "--val-fraction", str(args.val_fraction),
                "--shard-tokens", str(args.shard_tokens)]
-    print("Tokenizing: python -m minigpt.data " + " ".join(command))
-    data_main(command)
+    print("Tokenizing: python -m minigpt.prepare " + " ".join(command))
+    prepare_main(command)
     print(f"Train on it with:  python chapters/ch06_pretraining.py --data {args.out}")
 
 

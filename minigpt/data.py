@@ -3,7 +3,7 @@
 A language model learns to predict the next token, so every training example is a window of `max_length` token
 ids (the inputs) paired with the same window moved one token to the right (the targets). `GPTDataset` slides such
 windows over one long stream of ids in which documents are joined by `<|endoftext|>`; a corpus too large for
-memory is tokenized once into binary shards (`prepare_shards`) that `ShardDataset` reads through memory maps, and
+memory is tokenized once into binary shards (minigpt/prepare.py) that `ShardDataset` reads through memory maps, and
 `MixedDataset` draws windows from several sources with chosen probabilities (say 20% domain text, 80% general).
 
 Token shard format (version 1), one file per shard, named `train_000000.bin`, `val_000000.bin`, ...:
@@ -14,27 +14,24 @@ Token shard format (version 1), one file per shard, named `train_000000.bin`, `v
     bytes 16-    N token ids, uint16 little-endian (so the vocabulary must have at most 65536 entries)
 
 Within a split, documents are separated by one `<|endoftext|>` id, and the stream continues from one shard into
-the next. `prepare_shards` also writes `meta.json` (settings, inputs, shard list) last, so a folder with a
-`meta.json` holds a complete preparation; it is also how a repeated run sees there is nothing to do.
-
-Command line:  python -m minigpt.data prepare --input FILES_OR_FOLDERS... --out DIR [--val-fraction 0.005]
+the next. minigpt/prepare.py writes shards from text files (`python -m minigpt.prepare --input ... --out DIR`), with
+a `meta.json` (settings, inputs, shard list) written last, so a folder with a `meta.json` holds a complete
+preparation.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import struct
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
-from tqdm import tqdm
 
 from minigpt.files import write_bytes_atomic
+from minigpt.tokenizer import end_of_text_id
 
 EOT = "<|endoftext|>"
 STORIES_DIR = Path(__file__).resolve().parent.parent / "data" / "stories"
@@ -50,14 +47,11 @@ META_FILE = "meta.json"
 # Documents and token ids
 
 def _eot_id(tokenizer) -> int:
-    """The id of <|endoftext|> for chapter 1's BPETokenizer (special_tokens dict) or a tiktoken Encoding."""
-    special = getattr(tokenizer, "special_tokens", None)
-    if isinstance(special, Mapping) and EOT in special:
-        return int(special[EOT])
-    eot = getattr(tokenizer, "eot_token", None)
-    if eot is not None:
-        return int(eot)
-    raise ValueError(f"the tokenizer {type(tokenizer).__name__} has no {EOT} token; documents need a separator")
+    """The id of <|endoftext|>, the separator between documents; a tokenizer without one cannot join documents."""
+    eot = end_of_text_id(tokenizer)
+    if eot is None:
+        raise ValueError(f"the tokenizer {type(tokenizer).__name__} has no {EOT} token; documents need a separator")
+    return int(eot)
 
 
 def _encode_ordinary(tokenizer, text: str) -> list[int]:
@@ -109,6 +103,11 @@ def split_ids(ids, val_fraction: float = 0.1):
 
 # ---------------------------------------------------------------------------------------------------------------
 # Sliding windows over one token stream
+
+def stack_pairs(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, targets) windows stacked into one (batch, tokens) inputs tensor and one targets tensor."""
+    return torch.stack([x for x, _ in pairs]), torch.stack([y for _, y in pairs])
+
 
 class GPTDataset(Dataset):
     """(inputs, targets) windows of `max_length` ids over one token stream; targets are inputs shifted by one.
@@ -291,7 +290,7 @@ def shard_paths(source: str | os.PathLike, split: str = "train") -> list[Path]:
         paths = sorted(source.parent.glob(source.name))
     if not paths:
         raise FileNotFoundError(f"no {split!r} shards found at {source} (expected {split}_*.bin files written by "
-                                f"`python -m minigpt.data prepare`)")
+                                f"`python -m minigpt.prepare`)")
     return paths
 
 
@@ -335,8 +334,7 @@ class ShardDataset(IterableDataset):
 
     def next_batch(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The next `batch_size` windows stacked to (batch_size, max_length) inputs and targets."""
-        pairs = [self.next_window() for _ in range(batch_size)]
-        return torch.stack([x for x, _ in pairs]), torch.stack([y for _, y in pairs])
+        return stack_pairs([self.next_window() for _ in range(batch_size)])
 
     def __len__(self) -> int:
         return self.order.per_rank  # windows this rank sees per epoch
@@ -427,8 +425,7 @@ class MixedDataset(IterableDataset):
         return self.sources[self.next_source()].next_window()
 
     def next_batch(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        pairs = [self.next_window() for _ in range(batch_size)]
-        return torch.stack([x for x, _ in pairs]), torch.stack([y for _, y in pairs])
+        return stack_pairs([self.next_window() for _ in range(batch_size)])
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         _refuse_workers(self)
@@ -446,216 +443,3 @@ class MixedDataset(IterableDataset):
             source.load_state_dict(state["sources"][name])
         self._rng.bit_generator.state = state["rng"]
         self.counts = dict(state["counts"])
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Preparing shards from text files
-
-def _input_files(inputs: Sequence[str | os.PathLike]) -> list[Path]:
-    files: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix in (".txt", ".jsonl") and p.is_file())
-            if not found:
-                raise FileNotFoundError(f"the folder {path} holds no .txt or .jsonl files")
-            files.extend(found)
-        elif not path.is_file():
-            raise FileNotFoundError(f"input {path} does not exist")
-        elif path.suffix not in (".txt", ".jsonl"):
-            raise ValueError(f"input {path}: expected a .txt file (one document, or documents separated by {EOT}) "
-                             f"or a .jsonl file (one JSON object with a \"text\" field per line)")
-        else:
-            files.append(path)
-    return files
-
-
-def iter_documents(path: Path) -> Iterator[str]:
-    """The documents of one input file.
-
-    A .txt file is one document, or several when it contains the <|endoftext|> separator (the format of common
-    plain-text dumps); surrounding whitespace is trimmed and empty pieces skipped. A .jsonl file has one JSON
-    object per line whose "text" field is a document.
-    """
-    if path.suffix == ".txt":
-        with open(path, encoding="utf-8") as f:
-            pending = ""
-            for chunk in iter(lambda: f.read(1 << 24), ""):  # 16M characters at a time: big dumps stream
-                pieces = (pending + chunk).split(EOT)
-                pending = pieces.pop()
-                yield from (p.strip() for p in pieces if p.strip())
-            if pending.strip():
-                yield pending.strip()
-    elif path.suffix == ".jsonl":
-        with open(path, encoding="utf-8") as f:
-            for line_number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{line_number} is not valid JSON ({e})") from None
-                if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                    raise ValueError(f"{path}:{line_number}: expected a JSON object with a string \"text\" field")
-                if record["text"]:
-                    yield record["text"]
-    else:
-        raise ValueError(f"{path}: expected a .txt or .jsonl file")
-
-
-class _ShardWriter:
-    """Appends documents (separated by <|endoftext|>) to one split's stream, writing a shard whenever one is full."""
-
-    def __init__(self, out_dir: Path, split: str, shard_tokens: int, eot: int):
-        self.out_dir, self.split, self.shard_tokens, self.eot = out_dir, split, shard_tokens, eot
-        self.buffer = np.empty(shard_tokens, dtype=SHARD_DTYPE)  # pages are only touched as they fill
-        self.filled = 0
-        self.tokens = 0
-        self.documents = 0
-        self.shards: list[dict] = []
-
-    def add_document(self, ids: Sequence[int]) -> None:
-        if self.documents:
-            self._extend(np.array([self.eot], dtype=SHARD_DTYPE))
-        self._extend(np.asarray(ids, dtype=SHARD_DTYPE))
-        self.documents += 1
-
-    def _extend(self, ids: np.ndarray) -> None:
-        while len(ids):
-            take = min(len(ids), self.shard_tokens - self.filled)
-            self.buffer[self.filled:self.filled + take] = ids[:take]
-            self.filled += take
-            self.tokens += take
-            ids = ids[take:]
-            if self.filled == self.shard_tokens:
-                self.flush()
-
-    def flush(self) -> None:
-        if self.filled:
-            name = f"{self.split}_{len(self.shards):06d}.bin"
-            write_shard(self.out_dir / name, self.buffer[:self.filled])
-            self.shards.append({"file": name, "tokens": int(self.filled)})
-            self.filled = 0
-
-
-def _prepared_matches(out_dir: Path, settings: dict) -> dict | None:
-    """The existing manifest if `out_dir` already holds this exact preparation, complete and intact."""
-    meta = out_dir / META_FILE
-    if not meta.exists():
-        return None
-    try:
-        manifest = json.loads(meta.read_text())
-        if manifest.get("settings") != settings:
-            return None
-        for split in manifest["splits"].values():
-            for shard in split["shards"]:
-                if len(read_shard(out_dir / shard["file"])) != shard["tokens"]:
-                    return None
-    except (OSError, ValueError, KeyError):
-        return None
-    return manifest
-
-
-def prepare_shards(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, val_fraction: float = 0.005,
-                   shard_tokens: int = 100_000_000, encoding=None, force: bool = False,
-                   progress: bool = True) -> dict:
-    """Tokenize text files into train/val shards in `out_dir`; return the manifest (also saved as meta.json).
-
-    Documents go to validation whole: a document is sent there whenever validation holds less than `val_fraction`
-    of the tokens so far, which keeps the share close to val_fraction all through the corpus without a first pass.
-    A repeated call with the same inputs (path, size, modification time) and settings does nothing.
-    """
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    if shard_tokens < 1:
-        raise ValueError(f"shard_tokens must be at least 1, got {shard_tokens}")
-    if encoding is None:
-        from minigpt.tokenizer import gpt2_tiktoken_encoding
-        encoding = gpt2_tiktoken_encoding()
-    if encoding.n_vocab > 1 << 16:
-        raise ValueError(f"the encoding has {encoding.n_vocab} tokens; uint16 shards hold at most 65536")
-    out_dir = Path(out_dir)
-    files = _input_files(inputs)
-    settings = {
-        "format_version": SHARD_VERSION, "encoding": encoding.name, "n_vocab": encoding.n_vocab,
-        "val_fraction": val_fraction, "shard_tokens": shard_tokens,
-        "inputs": [{"path": str(f.resolve()), "bytes": f.stat().st_size, "mtime_ns": f.stat().st_mtime_ns}
-                   for f in files],
-    }
-    if not force and (manifest := _prepared_matches(out_dir, settings)) is not None:
-        print(f"{out_dir} already holds these shards (meta.json matches the inputs and settings); nothing to do")
-        return manifest
-
-    # Start clean: without meta.json the folder reads as unfinished until this run completes, and shards of an
-    # earlier run cannot linger beside the new ones.
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / META_FILE).unlink(missing_ok=True)
-    for old in list(out_dir.glob("train_*.bin")) + list(out_dir.glob("val_*.bin")):
-        old.unlink()
-
-    eot = encoding.eot_token
-    writers = {split: _ShardWriter(out_dir, split, shard_tokens, eot) for split in ("train", "val")}
-    bar = tqdm(total=sum(f.stat().st_size for f in files), unit="B", unit_scale=True, desc="tokenizing",
-               disable=not progress)
-    done_bytes = 0
-
-    def encode_batch(docs: list[str]) -> None:
-        for ids in encoding.encode_ordinary_batch(docs):
-            seen = writers["train"].tokens + writers["val"].tokens + len(ids)
-            to_val = val_fraction > 0 and writers["val"].tokens < val_fraction * seen
-            writers["val" if to_val else "train"].add_document(ids)
-        bar.update(sum(len(d.encode("utf-8")) for d in docs))
-
-    for f in files:
-        batch: list[str] = []
-        batch_chars = 0
-        for doc in iter_documents(f):
-            batch.append(doc)
-            batch_chars += len(doc)
-            if len(batch) >= 1024 or batch_chars >= 1 << 24:  # batches keep tiktoken's threads busy, memory bounded
-                encode_batch(batch)
-                batch, batch_chars = [], 0
-        if batch:
-            encode_batch(batch)
-        done_bytes += f.stat().st_size
-        bar.update(done_bytes - bar.n)  # count markup and separators too, so the bar ends at 100%
-    bar.close()
-    for writer in writers.values():
-        writer.flush()
-    if writers["train"].tokens == 0:
-        raise ValueError(f"the inputs hold no training text ({writers['val'].documents} documents, all sent to "
-                         f"validation); give more documents or a smaller val_fraction")
-
-    manifest = {"settings": settings, "splits": {
-        split: {"tokens": w.tokens, "documents": w.documents, "shards": w.shards}
-        for split, w in writers.items() if w.documents}}
-    write_bytes_atomic(out_dir / META_FILE, json.dumps(manifest, indent=1).encode())
-    for split, info in manifest["splits"].items():
-        print(f"{split}: {info['documents']} documents, {info['tokens']:,} tokens in {len(info['shards'])} shards")
-    print(f"wrote {out_dir}")
-    return manifest
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m minigpt.data", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    prepare = commands.add_parser("prepare", help="tokenize .txt/.jsonl files into uint16 train/val token shards")
-    prepare.add_argument("--input", nargs="+", required=True, metavar="PATH",
-                         help=f".txt files (one document each, or split on {EOT}), .jsonl files (a \"text\" "
-                              f"field per line), or folders of them")
-    prepare.add_argument("--out", required=True, help="output folder for the shards and meta.json")
-    prepare.add_argument("--val-fraction", type=float, default=0.005,
-                         help="share of tokens (whole documents) set aside for validation (default 0.005)")
-    prepare.add_argument("--shard-tokens", type=int, default=100_000_000,
-                         help="tokens per shard file (default 100,000,000, i.e. 200 MB)")
-    prepare.add_argument("--force", action="store_true", help="prepare again even if the outputs match")
-    args = parser.parse_args(argv)
-    try:
-        prepare_shards(args.input, args.out, val_fraction=args.val_fraction, shard_tokens=args.shard_tokens,
-                       force=args.force)
-    except (ValueError, FileNotFoundError) as e:
-        parser.exit(2, f"error: {e}\n")
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

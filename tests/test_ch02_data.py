@@ -15,6 +15,7 @@ from minigpt.tokenizer import gpt2_tiktoken_encoding, gpt2_tokenizer
 from tests._impl import load_impl
 
 data = load_impl("minigpt.data")
+prep = load_impl("minigpt.prepare")
 
 EOT = "<|endoftext|>"
 
@@ -240,7 +241,7 @@ def read_split(out, split):
 def test_prepare_cli_writes_tiktoken_ids_and_splits_by_document(corpus, tmp_path, enc, capsys):
     folder, docs = corpus
     out = tmp_path / "shards"
-    data.main(["prepare", "--input", str(folder / "a.txt"), str(folder / "b.txt"), str(folder / "c.jsonl"),
+    prep.main(["--input", str(folder / "a.txt"), str(folder / "b.txt"), str(folder / "c.jsonl"),
                "--out", str(out), "--val-fraction", "0.2", "--shard-tokens", "50"])
     train, val = read_split(out, "train"), read_split(out, "val")
     # Each split is its documents joined by <|endoftext|>, token for token what tiktoken gives for that text.
@@ -262,17 +263,17 @@ def test_prepare_cli_writes_tiktoken_ids_and_splits_by_document(corpus, tmp_path
 def test_prepare_is_idempotent_and_notices_changed_inputs(corpus, tmp_path, capsys):
     folder, _ = corpus
     out = tmp_path / "shards"
-    data.main(["prepare", "--input", str(folder), "--out", str(out), "--val-fraction", "0.1",
+    prep.main(["--input", str(folder), "--out", str(out), "--val-fraction", "0.1",
                "--shard-tokens", "64"])
     stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     capsys.readouterr()
-    data.main(["prepare", "--input", str(folder), "--out", str(out), "--val-fraction", "0.1",
+    prep.main(["--input", str(folder), "--out", str(out), "--val-fraction", "0.1",
                "--shard-tokens", "64"])
     assert "nothing to do" in capsys.readouterr().out
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
     # A changed input (here: shorter) is prepared again, and shards of the earlier, longer run are removed.
     (folder / "b.txt").write_text("Now a short document.", encoding="utf-8")
-    data.main(["prepare", "--input", str(folder), "--out", str(out), "--val-fraction", "0.1",
+    prep.main(["--input", str(folder), "--out", str(out), "--val-fraction", "0.1",
                "--shard-tokens", "64"])
     assert "nothing to do" not in capsys.readouterr().out
     meta = json.loads((out / "meta.json").read_text())
@@ -283,12 +284,12 @@ def test_prepare_is_idempotent_and_notices_changed_inputs(corpus, tmp_path, caps
 def test_prepare_rejects_bad_input(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"text": "fine"}\n{"body": "no text field"}\n')
     with pytest.raises(ValueError, match=r"bad.jsonl:2.*\"text\" field"):
-        data.prepare_shards([tmp_path / "bad.jsonl"], tmp_path / "out", progress=False)
+        prep.prepare_shards([tmp_path / "bad.jsonl"], tmp_path / "out", progress=False)
     (tmp_path / "notes.csv").write_text("a,b\n")
     with pytest.raises(ValueError, match="expected a .txt file"):
-        data.prepare_shards([tmp_path / "notes.csv"], tmp_path / "out", progress=False)
+        prep.prepare_shards([tmp_path / "notes.csv"], tmp_path / "out", progress=False)
     with pytest.raises(SystemExit):
-        data.main(["prepare", "--input", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "out")])
+        prep.main(["--input", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "out")])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -382,7 +383,7 @@ def test_shard_dataset_errors(numbered_shards, tmp_path):
 def test_shard_dataset_reads_a_prepared_folder(corpus, tmp_path, enc):
     folder, _ = corpus
     out = tmp_path / "shards"
-    data.prepare_shards([folder], out, val_fraction=0.1, shard_tokens=64, encoding=enc, progress=False)
+    prep.prepare_shards([folder], out, val_fraction=0.1, shard_tokens=64, encoding=enc, progress=False)
     train = read_split(out, "train")
     dataset = data.ShardDataset(out, "train", max_length=16)
     x, y = dataset.window(0)
