@@ -76,4 +76,11 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     return Path(path)
 
 
-__all__ = ["atomic_open", "write_text_atomic", "write_bytes_atomic"]
+def save_figure(fig, path: str | os.PathLike, dpi: int = 120, **savefig_options) -> Path:
+    """Save a matplotlib figure as a PNG file, atomically (an interrupted save never leaves half an image)."""
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=dpi, **savefig_options)
+    return Path(path)
+
+
+__all__ = ["atomic_open", "write_text_atomic", "write_bytes_atomic", "save_figure"]

@@ -70,7 +70,7 @@ def sample_next_token(logits: torch.Tensor, temperature: float = 0.0, top_k: int
 
 
 @torch.no_grad()
-def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, context_size: int | None = None,
+def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, *, context_size: int | None = None,
              temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
              eos_id: int | None = None, seed: int | None = None, use_cache: bool = True,
              attention_mask: torch.Tensor | None = None,
@@ -230,8 +230,8 @@ def generate_text(model: nn.Module, tokenizer, prompts: str | Sequence[str], max
     if any(len(ids) != longest for ids in encoded):
         mask = torch.tensor([[0] * (longest - len(ids)) + [1] * len(ids) for ids in encoded], device=device)
     on_token = _TerminalStream(tokenizer, eos_id) if stream else None
-    out = generate(model, idx, max_new_tokens, context_size, temperature, top_k, top_p, eos_id, seed,
-                   use_cache, mask, on_token)
+    out = generate(model, idx, max_new_tokens, context_size=context_size, temperature=temperature, top_k=top_k,
+                   top_p=top_p, eos_id=eos_id, seed=seed, use_cache=use_cache, attention_mask=mask, on_token=on_token)
     if stream:
         print(flush=True)
     texts = []

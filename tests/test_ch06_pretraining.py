@@ -20,6 +20,11 @@ from minigpt.model import GPTConfig, GPTModel
 from tests._impl import load_impl
 
 train_mod = load_impl("minigpt.train")
+batches = load_impl("minigpt.batches")
+ckpt = load_impl("minigpt.checkpoint")
+speed = load_impl("minigpt.speed")
+bench_train = load_impl("minigpt.bench_train")
+loading = load_impl("minigpt.loading")
 
 VOCAB = 97
 
@@ -142,7 +147,7 @@ class CrashAfter:
 def _make_data(kind: str, ids: torch.Tensor):
     dataset = GPTDataset(ids, 16, 8)
     if kind == "windows":   # chapter 2's seeded epoch order, position saved by state_dict
-        return train_mod.WindowBatches(dataset, batch_size=3, seed=11)
+        return batches.WindowBatches(dataset, batch_size=3, seed=11)
     if kind == "create_dataloader":   # chapter 2's DataLoader, shuffled by its own seeded generator
         return create_dataloader(ids, batch_size=3, max_length=16, stride=8, seed=11)
     # A DataLoader whose sampler orders each epoch by (seed, epoch): resumed by skipping batches.
@@ -153,7 +158,7 @@ def _make_data(kind: str, ids: torch.Tensor):
 @pytest.mark.parametrize("kind", ["windows", "create_dataloader", "distributed_sampler"])
 def test_resumed_run_reproduces_the_uninterrupted_run_exactly(tmp_path, kind):
     ids, val_ids = random_ids(300, seed=3), random_ids(60, seed=4)
-    val = train_mod.fixed_batches(GPTDataset(val_ids, 16, 16), 2, 2)
+    val = batches.fixed_batches(GPTDataset(val_ids, 16, 16), 2, 2)
     # Dropout on: the resumed run must also restore the random state that draws the dropout masks.
     # 37 windows = 12 batches per epoch; the checkpoint at step 7 (14 batches) lies in the second epoch, so
     # resuming must also restore how that epoch was shuffled.
@@ -165,7 +170,7 @@ def test_resumed_run_reproduces_the_uninterrupted_run_exactly(tmp_path, kind):
     with pytest.raises(KeyboardInterrupt):
         train_mod.train(tiny_model(drop_rate=0.1), CrashAfter(_make_data(kind, ids), limit=15), val,
                         quiet_config(crashed_dir, **config))
-    assert train_mod.load_checkpoint(crashed_dir / "ckpt.pt")["step"] == 7
+    assert ckpt.load_checkpoint(crashed_dir / "ckpt.pt")["step"] == 7
     # A different initialisation, to show that everything comes from the checkpoint.
     resumed_model = tiny_model(seed=99, drop_rate=0.1)
     resumed = train_mod.train(resumed_model, _make_data(kind, ids), val, quiet_config(crashed_dir, **config),
@@ -174,7 +179,7 @@ def test_resumed_run_reproduces_the_uninterrupted_run_exactly(tmp_path, kind):
     # Same operations on the same numbers in the same order on a CPU: equal to the last bit, no tolerance.
     assert resumed["train_loss"] == full["train_loss"]
     assert resumed["val_loss"] == full["val_loss"] and resumed["val_step"] == [5, 10]
-    final_full = train_mod.load_checkpoint(tmp_path / "full" / "ckpt.pt")["model"]
+    final_full = ckpt.load_checkpoint(tmp_path / "full" / "ckpt.pt")["model"]
     for name, tensor in resumed_model.state_dict().items():
         assert torch.equal(tensor, final_full[name]), name
 
@@ -183,16 +188,16 @@ def test_resumed_run_reproduces_the_uninterrupted_run_exactly(tmp_path, kind):
 
 def test_checkpoint_holds_everything_and_loads_for_generation(tmp_path):
     model = tiny_model()
-    data = train_mod.WindowBatches(GPTDataset(random_ids(200), 16, 16), batch_size=2)
+    data = batches.WindowBatches(GPTDataset(random_ids(200), 16, 16), batch_size=2)
     train_mod.train(model, data, None, quiet_config(tmp_path, max_steps=3, eval_every=0))
-    checkpoint = train_mod.load_checkpoint(tmp_path / "ckpt.pt")
+    checkpoint = ckpt.load_checkpoint(tmp_path / "ckpt.pt")
     for key in ("model", "optimizer", "step", "data_state", "rng", "model_config", "train_config", "tokenizer",
                 "history"):
         assert key in checkpoint, key
     assert checkpoint["step"] == 3 and checkpoint["tokenizer"] == "gpt2"
     assert set(checkpoint["rng"][0]) >= {"python", "numpy", "torch"}
     assert checkpoint["model_config"] == tiny_config().__dict__
-    reloaded = train_mod.model_from_checkpoint(tmp_path / "ckpt.pt")
+    reloaded, _ = loading.load_model(tmp_path / "ckpt.pt")
     assert not reloaded.training
     x = torch.randint(0, VOCAB, (2, 16))
     model.eval()
@@ -201,7 +206,7 @@ def test_checkpoint_holds_everything_and_loads_for_generation(tmp_path):
 
 def test_failed_checkpoint_write_leaves_the_previous_file_and_no_partial_file(tmp_path, monkeypatch):
     path = tmp_path / "ckpt.pt"
-    train_mod.save_checkpoint(path, {"model": {"w": torch.ones(3)}, "step": 1})
+    ckpt.save_checkpoint(path, {"model": {"w": torch.ones(3)}, "step": 1})
     real_save = torch.save
 
     def failing_save(obj, f, *args, **kwargs):
@@ -215,18 +220,18 @@ def test_failed_checkpoint_write_leaves_the_previous_file_and_no_partial_file(tm
 
     monkeypatch.setattr(torch, "save", failing_save)
     with pytest.raises(OSError, match="No space"):
-        train_mod.save_checkpoint(path, {"model": {"w": torch.zeros(3)}, "step": 2})
+        ckpt.save_checkpoint(path, {"model": {"w": torch.zeros(3)}, "step": 2})
     monkeypatch.setattr(torch, "save", real_save)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"], "no temporary file left behind"
-    assert train_mod.load_checkpoint(path)["step"] == 1
+    assert ckpt.load_checkpoint(path)["step"] == 1
 
 
 def test_load_checkpoint_rejects_a_file_that_is_not_a_checkpoint(tmp_path):
     torch.save([1, 2, 3], tmp_path / "list.pt")
     with pytest.raises(ValueError, match="not a minigpt checkpoint"):
-        train_mod.load_checkpoint(tmp_path / "list.pt")
+        ckpt.load_checkpoint(tmp_path / "list.pt")
     with pytest.raises(FileNotFoundError):
-        train_mod.load_checkpoint(tmp_path / "missing.pt")
+        ckpt.load_checkpoint(tmp_path / "missing.pt")
 
 
 # --------------------------------------------------------------------------------------------- learning
@@ -234,7 +239,7 @@ def test_load_checkpoint_rejects_a_file_that_is_not_a_checkpoint(tmp_path):
 def test_loss_falls_far_below_chance_when_overfitting_a_tiny_text(tmp_path):
     pattern = torch.arange(17) * 5 % VOCAB           # a fixed 17-token sequence, repeated
     ids = pattern.repeat(20)
-    data = train_mod.WindowBatches(GPTDataset(ids, 16, 4), batch_size=8, seed=0)
+    data = batches.WindowBatches(GPTDataset(ids, 16, 4), batch_size=8, seed=0)
     history = train_mod.train(tiny_model(), data, None,
                               quiet_config(tmp_path, max_steps=40, warmup_steps=5, learning_rate=1e-2,
                                            min_lr=1e-3, eval_every=0))
@@ -249,10 +254,10 @@ def test_losses_read_in_groups_are_the_losses_read_every_step(tmp_path):
     # The loop leaves losses on the device and reads them every log_every steps (a read waits for the GPU). Reading
     # less often must change nothing but when the numbers are looked at: same losses, one per step.
     ids, val_ids = random_ids(300, seed=3), random_ids(60, seed=4)
-    val = train_mod.fixed_batches(GPTDataset(val_ids, 16, 16), 2, 2)
+    val = batches.fixed_batches(GPTDataset(val_ids, 16, 16), 2, 2)
     histories = []
     for log_every in (1, 3):
-        data = train_mod.WindowBatches(GPTDataset(ids, 16, 8), batch_size=3, seed=11)
+        data = batches.WindowBatches(GPTDataset(ids, 16, 8), batch_size=3, seed=11)
         histories.append(train_mod.train(tiny_model(), data, val,
                                          quiet_config(tmp_path / str(log_every), max_steps=8, log_every=log_every)))
     every_step, grouped = histories
@@ -277,7 +282,7 @@ class NanAfter(nn.Module):
 
 def test_a_non_finite_loss_stops_training_and_names_its_step_even_when_read_late(tmp_path):
     # Step 3's loss is NaN but is only read with steps 1-4 (log_every=4): the error must still name step 3.
-    data = train_mod.WindowBatches(GPTDataset(random_ids(300, seed=3), 16, 8), batch_size=3, seed=11)
+    data = batches.WindowBatches(GPTDataset(random_ids(300, seed=3), 16, 8), batch_size=3, seed=11)
     with pytest.raises(FloatingPointError, match="at step 3;"):
         train_mod.train(NanAfter(tiny_model(), bad_call=3), data, None,
                         quiet_config(tmp_path, max_steps=8, log_every=4, eval_every=0))
@@ -296,7 +301,7 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(tmp_path, monkeypatc
     ids = random_ids(200)
     runs = []
     for compile_ in (True, False):
-        data = train_mod.WindowBatches(GPTDataset(ids, 16, 16), batch_size=2)
+        data = batches.WindowBatches(GPTDataset(ids, 16, 16), batch_size=2)
         runs.append(train_mod.train(tiny_model(drop_rate=0.1), data, None,
                                     quiet_config(tmp_path / str(compile_), max_steps=3, eval_every=0,
                                                  compile=compile_)))
@@ -307,7 +312,7 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(tmp_path, monkeypatc
 # --------------------------------------------------------------------------------------------- throughput
 
 def test_peak_flops_table_matches_names_and_says_unknown_otherwise():
-    peak = train_mod.peak_flops
+    peak = speed.peak_flops
     assert peak("NVIDIA H100 80GB HBM3") == 989e12      # SXM
     assert peak("NVIDIA H100 PCIe") == 756e12
     assert peak("NVIDIA H200") == 989e12
@@ -317,8 +322,8 @@ def test_peak_flops_table_matches_names_and_says_unknown_otherwise():
     assert peak("NVIDIA GeForce RTX 4090") == 165e12
     for unknown in ("NVIDIA A10G", "Some Future GPU 9000", "", None):
         assert peak(unknown) is None
-    assert train_mod.format_mfu(None) == "unknown"
-    assert train_mod.format_mfu(0.4567) == "45.7%"
+    assert speed.format_mfu(None) == "unknown"
+    assert speed.format_mfu(0.4567) == "45.7%"
 
 
 @pytest.mark.parametrize("tie_weights", [False, True])
@@ -335,7 +340,7 @@ def test_flops_per_token_is_6n_plus_attention_with_n_counted_by_hand(tie_weights
     head = V * d                                 # the output head (it is the token table when tied)
     n = attention + feed_forward + norms + head
     assert n == 280
-    assert train_mod.flops_per_token(model, seq_len=4) == 6 * n + 12 * 1 * 4 * d
+    assert speed.flops_per_token(model, seq_len=4) == 6 * n + 12 * 1 * 4 * d
 
 
 # --------------------------------------------------------------------------------------------- DDP
@@ -387,10 +392,10 @@ def test_cuda_training_in_bf16_with_fused_adamw_learns_and_reports_memory(tmp_pa
     optimizer = train_mod.make_optimizer(model, train_mod.TrainConfig())
     assert all(group.get("fused") for group in optimizer.param_groups), "fused AdamW on CUDA"
     pattern = torch.arange(17) * 5 % VOCAB
-    data = train_mod.WindowBatches(GPTDataset(pattern.repeat(20), 16, 4), batch_size=8, seed=0)
+    data = batches.WindowBatches(GPTDataset(pattern.repeat(20), 16, 4), batch_size=8, seed=0)
     history = train_mod.train(model, data, None, quiet_config(tmp_path, max_steps=40, warmup_steps=5,
                                                               learning_rate=1e-2, min_lr=1e-3, eval_every=0))
     # Same bar as the CPU overfit test: bf16 autocast changes the rounding, not what can be learned.
     assert history["train_loss"][-1] < 0.1 * history["train_loss"][0]
-    result = train_mod.benchmark(model, batch_size=4, seq_len=16, steps=2, warmup=1)
+    result = bench_train.benchmark(model, batch_size=4, seq_len=16, steps=2, warmup=1)
     assert result["peak_memory_bytes"] > 0 and result["tokens_per_s"] > 0
