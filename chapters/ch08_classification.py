@@ -13,8 +13,6 @@ the classifier and loads it back, and classifies a few new messages.
 import sys
 from pathlib import Path
 
-# Lets the script run from anywhere without installing the package.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import argparse
 import json
@@ -23,11 +21,11 @@ import time
 import torch
 
 from minigpt.classify import (LABELS, POOLINGS, STRATEGIES, GPTClassifier, SpamDataset, classify, confusion_matrix,
-                              download_sms_spam, evaluate, load_base_model, load_classifier, make_loader, predict,
-                              read_sms_file, save_classifier, set_trainable, stratified_split, train_classifier,
-                              undersample)
+                              download_sms_spam, evaluate_classifier, make_loader, predict, read_sms_file,
+                              save_classifier, set_trainable, stratified_split, train_classifier, undersample)
 from minigpt.device import pick_device
-from minigpt.files import atomic_open
+from minigpt.files import atomic_open, save_figure
+from minigpt.loading import load_base_model, load_model
 from minigpt.lora import ALL_LINEAR, ATTENTION_QV, merge_lora
 from minigpt.model import GPTConfig, GPTModel
 from minigpt.tokenizer import gpt2_tiktoken_encoding
@@ -115,12 +113,6 @@ def lora_targets(spec: str) -> tuple[str, ...]:
     return {"qv": ATTENTION_QV, "all": ALL_LINEAR}.get(spec) or tuple(t.strip() for t in spec.split(",") if t.strip())
 
 
-def save_figure(fig, path: Path) -> None:
-    """Write a PNG atomically: to a temporary file in the same folder, then rename."""
-    with atomic_open(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
-
-
 def plot_history(history: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -136,7 +128,7 @@ def plot_history(history: dict, path: Path) -> None:
     for ax in (ax_loss, ax_acc):
         ax.legend()
         ax.grid(alpha=0.3)
-    save_figure(fig, path)
+    save_figure(fig, path, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -152,7 +144,7 @@ def plot_confusion(matrix: torch.Tensor, labels, path: Path) -> None:
         for j in range(len(labels)):
             ax.text(j, i, int(matrix[i, j]), ha="center", va="center",
                     color="white" if matrix[i, j] > matrix.max() / 2 else "black")
-    save_figure(fig, path)
+    save_figure(fig, path, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -258,7 +250,7 @@ def main() -> None:
 
     lr = args.lr or (DEFAULT_LR[args.strategy] if pretrained else DEFAULT_LR["scratch"])
     print(f"Training for {args.epochs} epochs, batch size {args.batch_size}, learning rate {lr:g}.")
-    _, acc_before = evaluate(model, test_loader, device)
+    _, acc_before = evaluate_classifier(model, test_loader, device)
     print(f"Test accuracy before training: {acc_before:.1%}")
     history = train_classifier(model, train_loader, val_loader, test_loader, epochs=args.epochs, lr=lr,
                                weight_decay=args.weight_decay, device=device)
@@ -282,9 +274,9 @@ def main() -> None:
               f"{(after - before).abs().max().item():.2e} (rounding only).")
 
     path = save_classifier(model, args.out / "classifier.pt", max_length=max_length)
-    reloaded = load_classifier(path, device)
-    _, reloaded_acc = evaluate(reloaded, test_loader, device)
-    print(f"Saved the classifier to {path} and loaded it back: test accuracy {reloaded_acc:.1%}.")
+    reloaded, _ = load_model(path, device)
+    _, reloaded_acc = evaluate_classifier(reloaded, test_loader, device)
+    print(f"Saved the classifier to {path} and loaded it back (load_model): test accuracy {reloaded_acc:.1%}.")
 
     spam_examples = [text for label, text in test if label == "spam"]
     if spam_examples:

@@ -17,8 +17,6 @@ perplexity of the reference answers.
 import sys
 from pathlib import Path
 
-# Lets the script run from anywhere without installing the package.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import argparse
 import json
@@ -28,17 +26,17 @@ import time
 
 import torch
 
-from minigpt.classify import load_base_model
 from minigpt.device import pick_device
 from minigpt.files import write_text_atomic
-from minigpt.instruct import (CLOSED_MAX_WORDS, IGNORE_INDEX, OLLAMA_CHAT_URL, STYLES, InstructionDataset,
-                              collate_instructions, download_alpaca, finetune, format_prompt, generate_responses,
-                              judge_with_ollama, load_records, load_splits, ollama_status, response_perplexity,
-                              score_responses, split_records, write_responses)
+from minigpt.instruct import (CLOSED_MAX_WORDS, STYLES, InstructionDataset, collate_instructions, download_alpaca,
+                              finetune, format_prompt, generate_responses, load_records, load_splits,
+                              response_perplexity, score_responses, split_records, write_responses)
+from minigpt.judge import OLLAMA_CHAT_URL, judge_with_ollama, ollama_status
+from minigpt.loading import load_base_model
 from minigpt.lora import ALL_LINEAR, apply_lora, count_trainable, lora_settings, merge_lora
 from minigpt.model import GPTConfig, estimate_memory
 from minigpt.tokenizer import gpt2_tiktoken_encoding
-from minigpt.train import TrainConfig
+from minigpt.train import IGNORE_INDEX, TrainConfig
 
 MiB = 1024 ** 2
 # Learning rates that work: a model trained from scratch takes large steps; pretrained weights need small
@@ -228,7 +226,7 @@ def main() -> None:
     print(f"Finetuning took {time.time() - t0:.0f} s.")
     print_loss_table(history)
     print(f"Saved the loss curves to {args.out / 'loss.png'} and the checkpoint to {history['checkpoint']} "
-          f"(reload it with minigpt.instruct.load_instruction_model).\n")
+          f"(reload it with minigpt.loading.load_model).\n")
     if args.lora_rank:
         merge_lora(model)
         print("Merged the LoRA matrices into the weights for generation.")

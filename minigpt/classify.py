@@ -23,12 +23,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from minigpt.checkpoint import portable_config
 from minigpt.files import atomic_open, write_bytes_atomic
 from minigpt.lora import ALL_LINEAR, ATTENTION_QV, apply_lora, count_trainable, lora_settings
-from minigpt.model import GPTConfig, GPTModel
+from minigpt.model import GPTModel
+from minigpt.tokenizer import GPT2_EOT_ID
 
 LABELS = ("ham", "spam")   # class 0 and class 1
-PAD_TOKEN_ID = 50256       # <|endoftext|>: GPT-2 has no padding token, and this one never occurs inside a message
+PAD_TOKEN_ID = GPT2_EOT_ID   # <|endoftext|>: GPT-2 has no padding token, and this one never occurs inside a message
 
 # The UCI SMS Spam Collection (5,574 messages, 4,827 ham and 747 spam). The sha256 of the zip is the one pinned
 # by two independent public projects that download this URL; it was not checked here (no network).
@@ -270,25 +272,10 @@ def set_trainable(model: GPTClassifier, strategy: str, last_blocks: int = 1, lor
     return count_trainable(model)
 
 
-def load_base_model(weights: str | None = None, checkpoint: str | None = None, config: GPTConfig | None = None,
-                    device: str | torch.device = "cpu") -> GPTModel:
-    """The GPT to finetune: GPT-2 weights (a size like "gpt2" or a local path), a chapter 6 checkpoint, or a
-    randomly initialised model of `config` (default: the small preset)."""
-    if weights and checkpoint:
-        raise ValueError("pass GPT-2 weights or a checkpoint, not both")
-    if weights:
-        from minigpt.gpt2 import load_gpt2
-        return load_gpt2(weights, device=device)
-    if checkpoint:
-        from minigpt.train import model_from_checkpoint
-        return model_from_checkpoint(checkpoint, device)
-    return GPTModel(config or GPTConfig.preset("tiny")).to(device)
-
-
 # ---------------------------------------------------------------------------------------- training
 
 
-def evaluate(model: GPTClassifier, loader: DataLoader, device: str | torch.device,
+def evaluate_classifier(model: GPTClassifier, loader: DataLoader, device: str | torch.device,
              max_batches: int | None = None) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) over the loader's examples, in eval mode (no dropout)."""
     was_training = model.training
@@ -353,7 +340,7 @@ def train_classifier(model: GPTClassifier, train_loader: DataLoader, val_loader:
             optimizer.step()
             bar.set_postfix(loss=f"{loss.item():.3f}")
         for split, loader in splits.items():
-            split_loss, split_acc = evaluate(model, loader, device)
+            split_loss, split_acc = evaluate_classifier(model, loader, device)
             history[f"{split}_loss"].append(split_loss)
             history[f"{split}_acc"].append(split_acc)
         if progress:
@@ -391,20 +378,22 @@ def gpt2_encode() -> Callable[[str], list[int]]:
 
 
 def save_classifier(model: GPTClassifier, path: str | os.PathLike, **extra) -> Path:
-    """Save weights and everything needed to rebuild the classifier (config, classes, pooling, LoRA), atomically."""
+    """Save weights and everything needed to rebuild the classifier (config, classes, pooling, LoRA), atomically.
+
+    The file also records its kind and tokenizer (GPT-2's), so minigpt.loading.load_model can open it.
+    """
     path = Path(path)
-    state = {"config": dataclasses.asdict(model.gpt.cfg), "num_classes": model.num_classes,
+    state = {"kind": "classifier", "config": dataclasses.asdict(model.gpt.cfg), "num_classes": model.num_classes,
              "labels": list(model.labels), "pooling": model.pooling, "lora": lora_settings(model.gpt),
-             "model": model.state_dict(), **extra}
+             "tokenizer": "gpt2", "model": model.state_dict(), **extra}
     with atomic_open(path, "wb") as f:
         torch.save(state, f)
     return path
 
 
-def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu") -> GPTClassifier:
-    """Rebuild a classifier saved by save_classifier (LoRA layers included), in eval mode."""
-    state = torch.load(path, map_location=device, weights_only=True)
-    model = GPTClassifier(GPTModel(GPTConfig(**state["config"])), state["num_classes"], state["pooling"],
+def classifier_from_state(state: dict, device: str | torch.device = "cpu") -> GPTClassifier:
+    """Rebuild a classifier from what save_classifier stored (LoRA layers included), in eval mode."""
+    model = GPTClassifier(GPTModel(portable_config(state["config"], device)), state["num_classes"], state["pooling"],
                           state["labels"])
     if state["lora"]:
         apply_lora(model.gpt, state["lora"]["rank"], state["lora"]["alpha"], tuple(state["lora"]["targets"]))
@@ -412,8 +401,14 @@ def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu")
     return model.to(device).eval()
 
 
+def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu") -> GPTClassifier:
+    """Rebuild a classifier saved by save_classifier, in eval mode."""
+    return classifier_from_state(torch.load(path, map_location="cpu", weights_only=True), device)
+
+
 __all__ = ["LABELS", "PAD_TOKEN_ID", "SMS_SPAM_URL", "SMS_SPAM_SHA256", "read_sms_file", "write_sms_file",
            "stratified_split", "undersample", "download_sms_spam", "pad_or_truncate", "SpamDataset", "trim_batch",
-           "make_loader", "GPTClassifier", "POOLINGS", "STRATEGIES", "set_trainable", "load_base_model", "evaluate",
-           "predict", "confusion_matrix", "train_classifier", "classify", "gpt2_encode", "save_classifier", "load_classifier",
+           "make_loader", "GPTClassifier", "POOLINGS", "STRATEGIES", "set_trainable", "evaluate_classifier",
+           "predict", "confusion_matrix", "train_classifier", "classify", "gpt2_encode", "save_classifier",
+           "classifier_from_state", "load_classifier",
            "ALL_LINEAR", "ATTENTION_QV"]

@@ -13,8 +13,9 @@ Read it in this order:
                                           token ids -> padded (inputs, targets) batches, -100 where no loss
   4. generate_responses, extract_response the finetuned model answering the test prompts
   5. normalize_answer, exact_match, token_f1, lcs_length, rouge_l, response_perplexity, score_responses
-  6. judge_with_ollama                    an optional local LLM judge (never required)
-  7. finetune                             chapter 6's training loop on these batches
+  6. finetune                             chapter 6's training loop on these batches
+A finetuned checkpoint opens with minigpt.loading.load_model (LoRA adapters merged); the optional local LLM judge
+(Ollama) is tooling and lives in minigpt/judge.py.
 """
 from __future__ import annotations
 
@@ -24,9 +25,6 @@ import os
 import random
 import re
 import unicodedata
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections import Counter
 from functools import partial
 from pathlib import Path
@@ -37,13 +35,14 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from minigpt.files import write_text_atomic
+from minigpt.tokenizer import GPT2_EOT_ID
+from minigpt.train import IGNORE_INDEX, TrainConfig, evaluate, train
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_DIR = REPO_ROOT / "data" / "instructions"
 SPLIT_NAMES = ("train", "validation", "test")
 
-END_TOKEN_ID = 50256      # <|endoftext|>: ends every response, and pads batches (GPT-2 has no padding token)
-IGNORE_INDEX = -100       # targets with this value add nothing to F.cross_entropy's loss (its default ignore_index)
+END_TOKEN_ID = GPT2_EOT_ID   # <|endoftext|> ends every response, and pads batches (GPT-2 has no padding token)
 
 # The Stanford Alpaca data (52,002 records, written by text-davinci-003). Its sha256 could not be looked up
 # here (no network, and no public source pinning it was found), so it is None and `download_alpaca` refuses
@@ -557,8 +556,6 @@ def response_perplexity(model: nn.Module, dataset: InstructionDataset, batch_siz
     Only response tokens and the end token are scored (the prompt is masked), so this measures how well the
     model predicts the right answer, and the point where it stops, not how well it predicts the template.
     """
-    from minigpt.train import evaluate
-
     loader = instruction_loader(dataset, batch_size, shuffle=False, mask_prompt=True,
                                 allowed_max_length=model.cfg.context_length)
     _, perplexity = evaluate(model, loader)   # chapter 6's token-weighted mean over non-ignored targets
@@ -581,81 +578,7 @@ def score_responses(records: Sequence[dict], responses: Sequence[str],
     return scores
 
 
-# ----------------------------------------------------------------------------------- 6. optional judge
-
-OLLAMA_CHAT_URL = "http://localhost:11434/api/chat"
-_LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
-
-JUDGE_PROMPT = (
-    "You are grading an answer to a request. Compare the answer with the reference answer and decide how "
-    "correct and complete it is.\n\n"
-    "Request:\n{prompt}\n\nReference answer:\n{reference}\n\nAnswer to grade:\n{response}\n\n"
-    "Reply with one whole number from 0 (wrong or unrelated) to 100 (as good as the reference), and nothing else."
-)
-
-
-def _check_local(url: str) -> urllib.parse.SplitResult:
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme != "http" or parts.hostname not in _LOCAL_HOSTS:
-        raise ValueError(f"the judge only talks to a local Ollama server (http://localhost:PORT/...), got {url!r}")
-    return parts
-
-
-def ollama_status(url: str = OLLAMA_CHAT_URL, model: str | None = None, timeout: float = 2.0) -> str | None:
-    """None if an Ollama server answers at `url`'s host (and has `model`, if given); else why not, in a sentence."""
-    parts = _check_local(url)
-    tags_url = f"{parts.scheme}://{parts.netloc}/api/tags"
-    try:
-        with urllib.request.urlopen(tags_url, timeout=timeout) as response:
-            listing = json.loads(response.read().decode("utf-8"))
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        return (f"no Ollama server answered at {parts.scheme}://{parts.netloc} ({getattr(e, 'reason', e)}). "
-                f"The judge is optional; to use it, install Ollama, run `ollama serve` and `ollama pull MODEL`.")
-    if model is not None:
-        names = {m.get("name", "") for m in listing.get("models", [])}
-        if model not in names and f"{model}:latest" not in names:
-            return (f"the Ollama server has no model {model!r} (it has {sorted(names) or 'none'}); "
-                    f"run `ollama pull {model}` or pass one of those")
-    return None
-
-
-def parse_judge_score(reply: str) -> int | None:
-    """The first whole number from 0 to 100 in the judge's reply, or None if there is none."""
-    for number in re.findall(r"\d+", reply):
-        if 0 <= int(number) <= 100:
-            return int(number)
-    return None
-
-
-def judge_with_ollama(records: Sequence[dict], responses: Sequence[str], model: str = "llama3.2",
-                      url: str = OLLAMA_CHAT_URL, style: str = "alpaca", seed: int = 123,
-                      timeout: float = 120.0, progress: bool = True) -> list[int | None]:
-    """Ask a local Ollama model to grade each response 0-100 against its reference (None where unparseable).
-
-    Raises RuntimeError with `ollama_status`'s explanation when no server (or no such model) is there.
-    Only localhost URLs are accepted: the records never leave the machine.
-    """
-    from tqdm import tqdm
-
-    _check_local(url)
-    problem = ollama_status(url, model)
-    if problem:
-        raise RuntimeError(problem)
-    scores = []
-    pairs = list(zip(records, responses))
-    for record, response in tqdm(pairs, desc=f"judging with {model}", unit="answer", disable=not progress):
-        prompt = format_prompt(record, style)
-        content = JUDGE_PROMPT.format(prompt=prompt, reference=record["output"], response=response)
-        body = json.dumps({"model": model, "messages": [{"role": "user", "content": content}], "stream": False,
-                           "options": {"temperature": 0, "seed": seed}}).encode("utf-8")
-        request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=timeout) as reply:
-            answer = json.loads(reply.read().decode("utf-8"))
-        scores.append(parse_judge_score(answer.get("message", {}).get("content", "")))
-    return scores
-
-
-# -------------------------------------------------------------------------------------- 7. training
+# -------------------------------------------------------------------------------------- 6. training
 
 
 def finetune(model: nn.Module, train_dataset: InstructionDataset, val_dataset: InstructionDataset | None = None,
@@ -667,8 +590,6 @@ def finetune(model: nn.Module, train_dataset: InstructionDataset, val_dataset: I
     loss.png). Training batches are length-grouped and reshuffled every epoch (seeded); validation batches are
     the same every evaluation. Returns train()'s history (losses per step and per evaluation).
     """
-    from minigpt.train import TrainConfig, train
-
     context = model.cfg.context_length
     train_loader = instruction_loader(train_dataset, batch_size, shuffle=True, seed=seed, mask_prompt=mask_prompt,
                                       allowed_max_length=context)
@@ -677,25 +598,6 @@ def finetune(model: nn.Module, train_dataset: InstructionDataset, val_dataset: I
                            allowed_max_length=context)
     return train(model, train_loader, val_loader, config or TrainConfig(), tokenizer=tokenizer, resume=resume,
                  extra=extra)
-
-
-def load_instruction_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> nn.Module:
-    """The finetuned GPTModel from a checkpoint `finetune` wrote, LoRA layers merged in, in eval mode.
-
-    A LoRA run's checkpoint holds the adapters (extra["lora"] says where); they are rebuilt, loaded and merged.
-    """
-    from minigpt.lora import apply_lora, merge_lora
-    from minigpt.model import GPTConfig, GPTModel
-    from minigpt.train import load_checkpoint, model_from_checkpoint
-
-    checkpoint = load_checkpoint(path)
-    lora = (checkpoint.get("extra") or {}).get("lora")
-    if not lora:
-        return model_from_checkpoint(path, device)
-    model = GPTModel(GPTConfig(**checkpoint["model_config"]))
-    apply_lora(model, lora["rank"], lora["alpha"], tuple(lora["targets"]))
-    model.load_state_dict(checkpoint["model"])
-    return merge_lora(model).to(device).eval()
 
 
 # ------------------------------------------------------------------------------------------ helpers

@@ -16,6 +16,7 @@ from tests._impl import load_impl
 
 clf = load_impl("minigpt.classify")
 lora = load_impl("minigpt.lora")
+loading = load_impl("minigpt.loading")
 
 BUNDLED = Path(__file__).resolve().parent.parent / "data" / "sms"
 
@@ -373,7 +374,7 @@ def test_training_learns_a_separable_toy_task(strategy, lr, epochs, target):
     train, test = (clf.SpamDataset(toy_task(n, seed), encode_numbers, 16, pad_token_id=0)
                    for n, seed in ((128, 1), (128, 2)))
     train_loader, test_loader = clf.make_loader(train, 16, shuffle=True, seed=0), clf.make_loader(test, 64)
-    _, before = clf.evaluate(model, test_loader, "cpu")
+    _, before = clf.evaluate_classifier(model, test_loader, "cpu")
     history = clf.train_classifier(model, train_loader, test_loader, epochs=epochs, lr=lr, weight_decay=0.0,
                                    progress=False)
     assert set(history) == {"train_loss", "train_acc", "val_loss", "val_acc"}
@@ -428,20 +429,20 @@ def test_base_model_from_random_init_from_gpt2_weights_and_from_a_checkpoint(tmp
     from dataclasses import asdict
 
     from minigpt.gpt2 import export_gpt2
-    from minigpt.train import save_checkpoint
+    from minigpt.checkpoint import save_checkpoint
 
     cfg = tiny_config(qkv_bias=True, tie_weights=True)   # GPT-2's layout, at toy size
-    random_init = clf.load_base_model(config=cfg)
+    random_init = loading.load_base_model(config=cfg)
     assert isinstance(random_init, GPTModel) and random_init.cfg == cfg
     ids = torch.tensor([[3, 17, 9, 40]])
     with torch.no_grad():
         expected = random_init.eval()(ids)
         # GPT-2 weights: a local Hugging Face-style export stands in for the download.
-        from_weights = clf.load_base_model(weights=str(export_gpt2(random_init, tmp_path / "hf")))
+        from_weights = loading.load_base_model(weights=str(export_gpt2(random_init, tmp_path / "hf")))
         torch.testing.assert_close(from_weights(ids), expected, rtol=1e-5, atol=1e-5)  # same weights, fp32
         checkpoint = save_checkpoint(tmp_path / "ckpt.pt", {"model": random_init.state_dict(),
                                                             "model_config": asdict(cfg)})
-        from_checkpoint = clf.load_base_model(checkpoint=str(checkpoint))
+        from_checkpoint = loading.load_base_model(checkpoint=str(checkpoint))
         assert torch.equal(from_checkpoint(ids), expected)
     with pytest.raises(ValueError, match="not both"):
-        clf.load_base_model(weights="gpt2", checkpoint=str(checkpoint))
+        loading.load_base_model(weights="gpt2", checkpoint=str(checkpoint))

@@ -22,6 +22,8 @@ from minigpt.tokenizer import gpt2_tiktoken_encoding
 from tests._impl import load_impl
 
 ins = load_impl("minigpt.instruct")
+judge = load_impl("minigpt.judge")
+loading = load_impl("minigpt.loading")
 
 EOT = 50256
 PRE = ("Below is an instruction that describes a task. "
@@ -460,9 +462,9 @@ def test_judge_talks_to_a_local_ollama_server():
     try:
         url = f"http://127.0.0.1:{server.server_port}/api/chat"
         records = [{"instruction": "Capital of Peru?", "input": "", "output": "Lima."}] * 2
-        assert ins.ollama_status(url, "judge") is None
-        assert "no model 'other'" in ins.ollama_status(url, "other")
-        grades = ins.judge_with_ollama(records, ["It is Lima.", "Paris"], model="judge", url=url, progress=False)
+        assert judge.ollama_status(url, "judge") is None
+        assert "no model 'other'" in judge.ollama_status(url, "other")
+        grades = judge.judge_with_ollama(records, ["It is Lima.", "Paris"], model="judge", url=url, progress=False)
         assert grades == [85, None]
         path, body = FakeOllama.requests[0]
         assert path == "/api/chat" and body["model"] == "judge" and body["stream"] is False
@@ -474,15 +476,15 @@ def test_judge_talks_to_a_local_ollama_server():
 
 def test_judge_refuses_remote_urls_and_explains_a_missing_server():
     with pytest.raises(ValueError, match="local"):
-        ins.judge_with_ollama([], [], url="http://example.com:11434/api/chat")
+        judge.judge_with_ollama([], [], url="http://example.com:11434/api/chat")
     free = HTTPServer(("127.0.0.1", 0), FakeOllama)
     port = free.server_port
     free.server_close()    # nothing listens on this port now
-    message = ins.ollama_status(f"http://localhost:{port}/api/chat")
+    message = judge.ollama_status(f"http://localhost:{port}/api/chat")
     assert "no Ollama server answered" in message and "optional" in message
     with pytest.raises(RuntimeError, match="no Ollama server"):
-        ins.judge_with_ollama([], [], url=f"http://localhost:{port}/api/chat")
-    assert ins.parse_judge_score("I would say 7 out of 10") == 7 and ins.parse_judge_score("1000") is None
+        judge.judge_with_ollama([], [], url=f"http://localhost:{port}/api/chat")
+    assert judge.parse_judge_score("I would say 7 out of 10") == 7 and judge.parse_judge_score("1000") is None
 
 
 # --------------------------------------------------------------------------------------------------- training
@@ -518,7 +520,7 @@ def test_a_lora_checkpoint_reloads_merged(encoding, tmp_path):
     config = TrainConfig(max_steps=3, learning_rate=1e-2, warmup_steps=1, eval_every=0, out_dir=str(tmp_path),
                          progress=False)
     history = ins.finetune(model, data, None, config, batch_size=4, extra={"lora": lora_settings(model)})
-    reloaded = ins.load_instruction_model(history["checkpoint"])
+    reloaded, _ = loading.load_model(history["checkpoint"])
     merge_lora(model)
     ids = torch.tensor([data[0][0]])
     with torch.no_grad():
