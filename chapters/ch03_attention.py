@@ -3,10 +3,8 @@
 Runs in seconds on a CPU:  python chapters/ch03_attention.py
 """
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing
 
 import matplotlib
 
@@ -16,6 +14,7 @@ import torch
 
 from minigpt.attention import (CausalAttention, MultiHeadAttention, MultiHeadAttentionWrapper, SelfAttentionV1,
                                SelfAttentionV2, simple_self_attention)
+from minigpt.files import save_figure
 
 WORDS = ["Your", "journey", "starts", "with", "one", "step"]
 
@@ -94,7 +93,7 @@ def main() -> None:
     heatmap(axes[1], causal_weights, "causal attention weights")
     fig.tight_layout()
     path = out / "attention_weights.png"
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     print(f"Saved the two weight matrices as a picture: {path}")
 
 

@@ -8,20 +8,17 @@ interpreter on the CPU, at tiny sizes; on a GPU they are compiled, and the bench
     python chapters/ch05_kernels.py                 # CPU or GPU, whichever is there
     python chapters/ch05_kernels.py --no-bench      # skip the GPU benchmark
 """
-import sys
 from pathlib import Path
 
-# Lets the script run from anywhere without installing the package.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import argparse  # noqa: E402
-import os  # noqa: E402
-import time  # noqa: E402
+import argparse
+import os
+import time
 
-import torch  # noqa: E402
+import torch
 
-from minigpt.device import pick_device  # noqa: E402
-from minigpt.files import atomic_open  # noqa: E402
+from minigpt.device import pick_device
+from minigpt.files import save_figure
 
 
 def online_softmax_walkthrough(seed: int) -> dict:
@@ -95,8 +92,7 @@ def plot_figures(walkthrough: dict, kinds: torch.Tensor, seq_len: int, block_m: 
                     "grey: skipped, blue: no mask needed, orange: masked (diagonal)")
     right.set_xlabel("key position")
     right.set_ylabel("query position")
-    with atomic_open(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
+    save_figure(fig, path, bbox_inches="tight")
     plt.close(fig)
 
 

@@ -1,7 +1,7 @@
 """Chapter 6: pretrain a GPT from random weights, then let it write.
 
     python chapters/ch06_pretraining.py                    # tiny GPT on the bundled stories, CPU, about 2 minutes
-    python chapters/ch06_pretraining.py --data DIR         # token shards from `python -m minigpt.data prepare`
+    python chapters/ch06_pretraining.py --data DIR         # token shards from `python -m minigpt.prepare`
     python chapters/ch06_pretraining.py --mix "dirA:0.8,dirB:0.2"    # several shard folders, mixed
     python chapters/ch06_pretraining.py --resume out/ch06/ckpt.pt --steps 400   # continue a run exactly
     python chapters/ch06_pretraining.py --preset gpt2-124m --bench-steps 30    # time training steps (GPU)
@@ -10,37 +10,45 @@
 The loop itself is minigpt/train.py; this script chooses the model, the data and the settings, and reports.
 """
 import argparse
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing
 
 import torch
 import torch.distributed as dist
 
-from minigpt.data import GPTDataset, MixedDataset, ShardDataset, join_documents, load_stories, split_ids, STORIES_DIR
+from minigpt.backends import auto_impls
+from minigpt.batches import WindowBatches, fixed_batches
+from minigpt.bench_train import benchmark
+from minigpt.checkpoint import load_checkpoint
+from minigpt.data import STORIES_DIR, GPTDataset, MixedDataset, ShardDataset, join_documents, load_stories, split_ids
 from minigpt.device import pick_device
+from minigpt.distributed import setup_distributed
 from minigpt.generate import generate
+from minigpt.loading import load_model
 from minigpt.model import GPTConfig, GPTModel, count_parameters
+from minigpt.speed import flops_per_token
 from minigpt.tokenizer import gpt2_tiktoken_encoding
-from minigpt.train import (TrainConfig, WindowBatches, benchmark, fixed_batches, flops_per_token,
-                           load_checkpoint, model_from_checkpoint, plot_losses, setup_distributed, train)
+from minigpt.train import TrainConfig, plot_losses, train
 
-# Each preset: the model, and the training settings that suit it. Command-line options override them.
+# Each preset: the model (a size from chapter 4's table plus overrides), the batch size, and TrainConfig's own fields.
+# Command-line options override them.
 PRESETS = {
     # 4 layers, width 128, GPT-2's vocabulary, output head tied to the token embedding (half the parameters,
     # and twice as fast on a CPU, where the 50,257-wide head and its optimizer state dominate).
-    "tiny": dict(model=dict(base="tiny", context_length=128, tie_weights=True, drop_rate=0.1),
-                 batch_size=8, steps=350, grad_accum=1, lr=4e-3, min_lr=4e-4, warmup=30, weight_decay=0.1,
-                 eval_every=25, sample_every=175, checkpoint_every=175, compile=False),
+    "tiny": dict(model=dict(size="tiny", context_length=128, tie_weights=True, drop_rate=0.1), batch_size=8,
+                 train=dict(max_steps=350, grad_accum_steps=1, learning_rate=4e-3, min_lr=4e-4, warmup_steps=30,
+                            weight_decay=0.1, eval_every=25, sample_every=175, checkpoint_every=175, compile=False)),
     # GPT-2 small (124M parameters tied) as nanoGPT trains it: vocabulary padded from 50,257 to 50,304
     # (a multiple of 64, so the head's matmul tiles evenly), no dropout, 16 x 1024 tokens per micro-batch,
     # 32 micro-batches per step = 524,288 tokens, 19,073 steps = 10B tokens.
-    "gpt2-124m": dict(model=dict(base="gpt2-small", vocab_size=50304, tie_weights=True, drop_rate=0.0),
-                      batch_size=16, steps=19073, grad_accum=32, lr=6e-4, min_lr=6e-5, warmup=700,
-                      weight_decay=0.1, eval_every=250, sample_every=1000, checkpoint_every=1000, compile=True),
+    "gpt2-124m": dict(model=dict(size="gpt2", vocab_size=50304, tie_weights=True, drop_rate=0.0), batch_size=16,
+                      train=dict(max_steps=19073, grad_accum_steps=32, learning_rate=6e-4, min_lr=6e-5,
+                                 warmup_steps=700, weight_decay=0.1, eval_every=250, sample_every=1000,
+                                 checkpoint_every=1000, compile=True)),
 }
+PRESET_FIELDS = ("max_steps", "grad_accum_steps", "learning_rate", "min_lr", "warmup_steps", "weight_decay",
+                 "eval_every", "sample_every", "checkpoint_every", "compile")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -60,12 +68,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--layernorm", choices=("auto", "formula", "torch", "triton"), default="auto",
                        help="LayerNorm implementation (auto: Triton on CUDA, else torch)")
     train_opts = p.add_argument_group("training (defaults come from the preset)")
-    train_opts.add_argument("--steps", type=int, help="optimizer steps")
+    train_opts.add_argument("--steps", dest="max_steps", type=int, help="optimizer steps")
     train_opts.add_argument("--batch-size", type=int, help="windows per micro-batch (per GPU under torchrun)")
-    train_opts.add_argument("--grad-accum", type=int, help="micro-batches per optimizer step")
-    train_opts.add_argument("--lr", type=float, help="peak learning rate")
+    train_opts.add_argument("--grad-accum", dest="grad_accum_steps", type=int, help="micro-batches per optimizer step")
+    train_opts.add_argument("--lr", dest="learning_rate", type=float, help="peak learning rate")
     train_opts.add_argument("--min-lr", type=float, help="learning rate at the end of the cosine decay")
-    train_opts.add_argument("--warmup", type=int, help="warmup steps")
+    train_opts.add_argument("--warmup", dest="warmup_steps", type=int, help="warmup steps")
     train_opts.add_argument("--weight-decay", type=float)
     train_opts.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0: off)")
     train_opts.add_argument("--eval-every", type=int)
@@ -92,44 +100,32 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def resolve(args: argparse.Namespace) -> argparse.Namespace:
-    """Fill every option left unset from the preset."""
+    """Fill every option left unset from the preset (the options carry TrainConfig's field names)."""
     preset = PRESETS[args.preset]
-    for name, key in [("steps", "steps"), ("batch_size", "batch_size"), ("grad_accum", "grad_accum"), ("lr", "lr"),
-                      ("min_lr", "min_lr"), ("warmup", "warmup"), ("weight_decay", "weight_decay"),
-                      ("eval_every", "eval_every"), ("sample_every", "sample_every"),
-                      ("checkpoint_every", "checkpoint_every"), ("compile", "compile")]:
+    if args.batch_size is None:
+        args.batch_size = preset["batch_size"]
+    for name in PRESET_FIELDS:
         if getattr(args, name) is None:
-            setattr(args, name, preset[key])
+            setattr(args, name, preset["train"][name])
     return args
 
 
 def model_config(args: argparse.Namespace, device: torch.device, say) -> GPTConfig:
     overrides = dict(PRESETS[args.preset]["model"])
-    base = overrides.pop("base")
+    size = overrides.pop("size")
     if args.context is not None:
         overrides["context_length"] = args.context
     if args.dropout is not None:
         overrides["drop_rate"] = args.dropout
-    triton_ok = device.type == "cuda" and _has_triton()
-    for option, field in (("attention", "attention_impl"), ("layernorm", "layernorm_impl")):
+    auto_attention, auto_layernorm, why = auto_impls(device)
+    for option, field, auto in (("attention", "attention_impl", auto_attention),
+                                ("layernorm", "layernorm_impl", auto_layernorm)):
         choice = getattr(args, option)
         if choice == "auto":
-            choice = "triton" if triton_ok else "torch"
-            why = "chapter 5's Triton kernel (CUDA)" if triton_ok else \
-                "torch's fused kernel (the Triton kernels need CUDA)"
+            choice = auto
             say(f"{option}: {choice}, {why}")
         overrides[field] = choice
-    return GPTConfig.preset(base, **overrides)
-
-
-def _has_triton() -> bool:
-    try:
-        import triton  # noqa: F401
-        import kernels.attention  # noqa: F401
-        import kernels.layernorm  # noqa: F401
-    except Exception:   # noqa: BLE001 - any import problem means "use torch's kernels"
-        return False
-    return True
+    return GPTConfig.preset(size, **overrides)
 
 
 def build_data(args, tokenizer, context: int, rank: int, world_size: int, say):
@@ -172,7 +168,7 @@ def build_data(args, tokenizer, context: int, rank: int, world_size: int, say):
     val_set = GPTDataset(val_ids, context, context) if len(val_ids) > context else None
     if val_set is None:
         say(f"the held-out text ({len(val_ids)} tokens) is shorter than one window: no validation loss")
-    steps_per_epoch = len(train_set) // (per_rank * world_size * args.grad_accum)
+    steps_per_epoch = len(train_set) // (per_rank * world_size * args.grad_accum_steps)
     text = (f"{len(stories)} stories from {args.stories}: {len(ids):,} tokens, {len(train_ids):,} for training "
             f"({len(train_set)} windows of {context}, {max(steps_per_epoch, 1)} steps per epoch), the last "
             f"{len(val_ids):,} held out for validation")
@@ -197,7 +193,7 @@ def main(argv=None) -> None:
             raise SystemExit(f"{args.resume} has no saved script arguments; it was not written by this script")
         given = args
         args = argparse.Namespace(**saved)
-        args.steps = given.steps or args.steps
+        args.max_steps = given.max_steps or args.max_steps
         args.quiet, args.resume = given.quiet, given.resume
         args.out = given.out if given.out != "out/ch06" else args.out
     args = resolve(args)
@@ -211,7 +207,8 @@ def main(argv=None) -> None:
     say(f"Chapter 6: pretraining a GPT ({args.preset}) on {device}"
         + (f", {world_size} processes (DistributedDataParallel)" if world_size > 1 else "") + ".")
     if args.resume:
-        model = model_from_checkpoint(args.resume, device).train()
+        model, _ = load_model(args.resume, device)
+        model.train()
         cfg = model.cfg
     else:
         cfg = model_config(args, device, say)
@@ -222,12 +219,10 @@ def main(argv=None) -> None:
         + (" (output head tied to the token embedding)" if cfg.tie_weights else "") + ".")
 
     config = TrainConfig(
-        max_steps=args.steps, grad_accum_steps=args.grad_accum, learning_rate=args.lr, min_lr=args.min_lr,
-        warmup_steps=args.warmup, weight_decay=args.weight_decay, grad_clip=args.grad_clip,
-        eval_every=args.eval_every, eval_batches=args.eval_batches, sample_every=args.sample_every,
-        sample_prompt=args.prompt, sample_tokens=30, sample_temperature=args.temperature, sample_top_k=args.top_k,
-        checkpoint_every=args.checkpoint_every, out_dir=args.out,
-        dtype=args.dtype, compile=args.compile, seed=args.seed, progress=not args.quiet)
+        **{name: getattr(args, name) for name in PRESET_FIELDS}, grad_clip=args.grad_clip,
+        eval_batches=args.eval_batches, sample_prompt=args.prompt, sample_tokens=30,
+        sample_temperature=args.temperature, sample_top_k=args.top_k, out_dir=args.out, dtype=args.dtype,
+        seed=args.seed, progress=not args.quiet)
 
     if args.bench_steps:
         say(f"Benchmark: {args.bench_steps} timed steps of batch {args.batch_size} x {cfg.context_length} random "
@@ -238,13 +233,13 @@ def main(argv=None) -> None:
 
     train_batches, val_batches, description = build_data(args, tokenizer, cfg.context_length, rank, world_size,
                                                          say)
-    tokens_per_step = args.batch_size * cfg.context_length * args.grad_accum * world_size
+    tokens_per_step = args.batch_size * cfg.context_length * config.grad_accum_steps * world_size
     say(f"Data: {description}.")
-    say(f"Training: {args.steps} steps of {tokens_per_step:,} tokens ({args.batch_size} x {cfg.context_length}"
-        f"{f' x {args.grad_accum} micro-batches' if args.grad_accum > 1 else ''}"
-        f"{f' x {world_size} processes' if world_size > 1 else ''}), AdamW with peak learning rate {args.lr:g}, "
-        f"{args.warmup} warmup steps, cosine decay to {args.min_lr:g}, weight decay {args.weight_decay:g} on "
-        f"matrices, gradient clipping at {args.grad_clip:g}.")
+    say(f"Training: {config.max_steps} steps of {tokens_per_step:,} tokens ({args.batch_size} x {cfg.context_length}"
+        f"{f' x {config.grad_accum_steps} micro-batches' if config.grad_accum_steps > 1 else ''}"
+        f"{f' x {world_size} processes' if world_size > 1 else ''}), AdamW with peak learning rate "
+        f"{config.learning_rate:g}, {config.warmup_steps} warmup steps, cosine decay to {config.min_lr:g}, weight "
+        f"decay {config.weight_decay:g} on matrices, gradient clipping at {config.grad_clip:g}.")
     fpt = flops_per_token(model, cfg.context_length)
     say(f"Each token costs about {fpt / 1e6:.1f} MFLOPs to train (6N + 12·L·T·d). Checkpoints go to "
         f"{Path(args.out) / 'ckpt.pt'}.")
@@ -256,9 +251,9 @@ def main(argv=None) -> None:
         return
 
     report(history, args)
-    say(f"\nLoading the checkpoint back (model_from_checkpoint) and continuing the prompt {args.prompt!r} with "
+    say(f"\nLoading the checkpoint back (load_model) and continuing the prompt {args.prompt!r} with "
         f"temperature {args.temperature}, top-k {args.top_k}:")
-    reloaded = model_from_checkpoint(history["checkpoint"], device)
+    reloaded, tokenizer = load_model(history["checkpoint"], device)
     prompt = torch.tensor([tokenizer.encode(args.prompt)], device=device)
     out = generate(reloaded, prompt, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                    eos_id=tokenizer.eot_token, seed=args.seed)

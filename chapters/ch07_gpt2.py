@@ -10,23 +10,22 @@ GPT-2-small-shaped checkpoint with random weights that it writes itself with min
 it generates is gibberish then; the loading, caching and measuring are the same).
 """
 import argparse
-import math
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing
 
 import torch
+import torch.nn.functional as F
 
 from minigpt.data import STORIES_DIR
 from minigpt.device import pick_device
+from minigpt.files import save_figure, write_text_atomic
 from minigpt.generate import generate, generate_text
-from minigpt.gpt2 import GPT2_SIZES, describe, export_gpt2, load_gpt2, size_name, weights_url
-from minigpt.model import GPTConfig, GPTModel
-from minigpt.tokenizer import gpt2_tiktoken_encoding, gpt2_tokenizer
+from minigpt.gpt2 import describe, export_gpt2, gpt2_size, load_gpt2, weights_url
+from minigpt.model import GPT2_SIZES, GPTConfig, GPTModel
+from minigpt.tokenizer import GPT2_EOT_ID, gpt2_tiktoken_encoding, gpt2_tokenizer
+from minigpt.train import evaluate
 
-EOT = 50256   # <|endoftext|>
 PROMPTS = ["The lighthouse keeper opened the door and", "Once upon a time,", "The best way to learn is"]
 
 
@@ -66,7 +65,7 @@ def check_tokenizers() -> "object":
 
 def get_model(args, dtype: torch.dtype, device: torch.device, out: Path) -> tuple[GPTModel, bool]:
     """(model, real weights?) — the real GPT-2 if it can be had, else the random-weights demo."""
-    name = size_name(args.size or "gpt2")
+    name = gpt2_size(args.size or "gpt2")
     if name is None:
         raise SystemExit(f"--size must be one of {list(GPT2_SIZES)}, got {args.size!r}")
     if args.weights:
@@ -90,29 +89,34 @@ def get_model(args, dtype: torch.dtype, device: torch.device, out: Path) -> tupl
           f"layers instead of 12, for speed) with RANDOM weights: minigpt writes it as a Hugging Face checkpoint "
           f"(export_gpt2) and loads it back the way it would load GPT-2.")
     torch.manual_seed(args.seed)
-    cfg = GPTConfig.preset("gpt2-small", n_layers=args.demo_layers, qkv_bias=True, tie_weights=True, drop_rate=0.0)
+    cfg = GPTConfig.preset("gpt2", n_layers=args.demo_layers, qkv_bias=True, tie_weights=True, drop_rate=0.0)
     directory = export_gpt2(GPTModel(cfg), out / "random_gpt2_small")
     print(f"  wrote {directory} ({(directory / 'model.safetensors').stat().st_size / 1e6:.0f} MB)")
     return load_gpt2(directory, dtype=dtype, device=device), False
 
 
-@torch.no_grad()
-def perplexity(model: GPTModel, ids: list[int], device: torch.device) -> tuple[float, torch.Tensor]:
-    """exp(mean next-token cross-entropy) over the text, cut into windows of the context length.
+def story_windows(ids: list[int], context: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The text cut into non-overlapping windows of the context length, one (inputs, targets) batch each.
 
-    Each window predicts its tokens 2..n from the ones before (windows do not overlap, so the first token of
-    each window is predicted without context: a slight overestimate, as in the usual quick measurement).
+    Each window predicts its tokens 2..n from the ones before, so the first token of each window is predicted
+    without context: a slight overestimate of the perplexity, as in the usual quick measurement.
     """
-    context = model.cfg.context_length
-    losses = []
+    windows = []
     for start in range(0, len(ids) - 1, context):
-        window = torch.tensor(ids[start:start + context + 1], device=device)
+        window = torch.tensor(ids[start:start + context + 1])
         if len(window) < 2:
             break
-        logits = model(window[None, :-1])[0].float()
-        losses.append(torch.nn.functional.cross_entropy(logits, window[1:], reduction="none").cpu())
-    per_token = torch.cat(losses)
-    return math.exp(per_token.mean().item()), per_token
+        windows.append((window[None, :-1], window[None, 1:]))
+    return windows
+
+
+@torch.no_grad()
+def per_token_losses(model: GPTModel, windows: list[tuple[torch.Tensor, torch.Tensor]],
+                     device: torch.device) -> torch.Tensor:
+    """Every target token's cross-entropy, in text order: what the plot shows along the story."""
+    losses = [F.cross_entropy(model(inputs.to(device))[0].float(), targets[0].to(device), reduction="none").cpu()
+              for inputs, targets in windows]
+    return torch.cat(losses)
 
 
 def plot_losses(per_token: torch.Tensor, title: str, path: Path) -> None:
@@ -129,7 +133,7 @@ def plot_losses(per_token: torch.Tensor, title: str, path: Path) -> None:
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -151,13 +155,13 @@ def main(argv=None) -> None:
 
     print(f"\nGreedy continuation (temperature 0), streamed token by token with the KV cache:\n  {PROMPTS[0]}",
           end="")
-    generate_text(model, tokenizer, PROMPTS[0], args.max_new_tokens, eos_id=EOT, stream=True)
+    generate_text(model, tokenizer, PROMPTS[0], args.max_new_tokens, eos_id=GPT2_EOT_ID, stream=True)
     print(f"\nSampled (temperature {args.temperature}, top-k {args.top_k}, top-p {args.top_p}, seed {args.seed}):"
           f"\n  {PROMPTS[1]}", end="")
     generate_text(model, tokenizer, PROMPTS[1], args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                  top_p=args.top_p, seed=args.seed, eos_id=EOT, stream=True)
+                  top_p=args.top_p, seed=args.seed, eos_id=GPT2_EOT_ID, stream=True)
     print("\nThree prompts of different lengths in one left-padded batch (greedy, 15 tokens each):")
-    batch = generate_text(model, tokenizer, PROMPTS, 15, eos_id=EOT)
+    batch = generate_text(model, tokenizer, PROMPTS, 15, eos_id=GPT2_EOT_ID)
     for prompt, text in zip(PROMPTS, batch):
         print(f"  {prompt}|{text!r}")
 
@@ -175,13 +179,15 @@ def main(argv=None) -> None:
 
     story = Path(args.story)
     ids = tokenizer.encode(story.read_text(encoding="utf-8"))
-    ppl, per_token = perplexity(model, ids, device)
+    windows = story_windows(ids, model.cfg.context_length)
+    _, ppl = evaluate(model, windows)   # chapter 6's mean loss over every target token, exponentiated
+    per_token = per_token_losses(model, windows, device)
     print(f"\nPerplexity on {story.name} ({len(ids)} tokens, windows of {model.cfg.context_length}): {ppl:.1f}"
           + ("" if real else f" (uniform guessing over the vocabulary would give {model.cfg.vocab_size})"))
     figure = out / "story_loss.png"
     plot_losses(per_token, f"{'GPT-2' if real else 'random weights'}: next-token loss on {story.name}", figure)
     report = out / "generations.txt"
-    report.write_text("\n".join(f"{p}|{t}" for p, t in zip(PROMPTS, batch)) + f"\nperplexity {ppl:.2f}\n")
+    write_text_atomic(report, "\n".join(f"{p}|{t}" for p, t in zip(PROMPTS, batch)) + f"\nperplexity {ppl:.2f}\n")
     print(f"Saved {figure} (loss per token along the story) and {report}. Done in {time.time() - start:.0f} s.")
 
 
