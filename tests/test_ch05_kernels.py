@@ -533,3 +533,26 @@ def test_kernels_with_dropout_compile_for_an_h100_pipelined_on_hopper_tensor_cor
     for row in _sm90_report(tmp_path, "--dropout"):
         if row["kernel"] in ("attention fwd", "attention dq", "attention dkdv"):
             assert row["pipelined"] and row["wgmma"] and row["hgmma"] > 0, row
+
+
+def test_autotune_candidates_can_be_limited_to_the_default_and_the_first_others(monkeypatch):
+    # MINIGPT_AUTOTUNE_CANDIDATES=k must keep k tiles per kernel and head dim, the fixed default always among them
+    # (first), so that a bounded autotune can only do as well as the fixed tiles or better.
+    monkeypatch.delenv("MINIGPT_AUTOTUNE_CANDIDATES", raising=False)
+    for name, by_dim in attention._CANDIDATES.items():
+        for head_dim, configs in by_dim.items():
+            assert attention.tuning_candidates(name, head_dim) == configs
+    monkeypatch.setenv("MINIGPT_AUTOTUNE_CANDIDATES", "3")
+    for name, by_dim in attention._CANDIDATES.items():
+        for head_dim, configs in by_dim.items():
+            kept = attention.tuning_candidates(name, head_dim)
+            first = kept[0]
+            assert dict(first.kwargs, num_warps=first.num_warps, num_stages=first.num_stages) == \
+                attention._DEFAULTS[(name, head_dim)], (name, head_dim)
+            assert kept[1:] == [c for c in configs if c is not first][:2], (name, head_dim)
+    monkeypatch.setenv("MINIGPT_AUTOTUNE_CANDIDATES", "1")
+    assert len(attention.tuning_candidates("dq", 128)) == 1
+    for bad in ("0", "three", "-2"):
+        monkeypatch.setenv("MINIGPT_AUTOTUNE_CANDIDATES", bad)
+        with pytest.raises(ValueError, match="MINIGPT_AUTOTUNE_CANDIDATES"):
+            attention.tuning_candidates("fwd", 64)
