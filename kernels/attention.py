@@ -493,8 +493,6 @@ _CANDIDATES = {
 }
 _KERNELS = {"fwd": _attn_fwd, "dq": _attn_bwd_dq, "dkdv": _attn_bwd_dkdv}
 _TUNING_KEY = ["seq_len", "HEAD_DIM", "CAUSAL", "DROPOUT", "DOT_PRECISION"]
-_TUNED = {(name, head_dim): triton.autotune(configs=configs, key=_TUNING_KEY)(_KERNELS[name])
-          for name, by_dim in _CANDIDATES.items() for head_dim, configs in by_dim.items()} if COMPILED else {}
 _DEFAULTS = {  # fp16/bf16 on a GPU with autotuning off: candidates that should do well on an H100
     ("fwd", 64): dict(BLOCK_M=128, BLOCK_N=64, num_warps=8, num_stages=3),
     ("fwd", 128): dict(BLOCK_M=128, BLOCK_N=64, num_warps=8, num_stages=3),
@@ -503,6 +501,26 @@ _DEFAULTS = {  # fp16/bf16 on a GPU with autotuning off: candidates that should 
     ("dkdv", 64): dict(BLOCK_M=32, BLOCK_N=128, num_warps=8, num_stages=3),
     ("dkdv", 128): dict(BLOCK_M=32, BLOCK_N=64, num_warps=8, num_stages=3),
 }
+
+
+def tuning_candidates(name: str, head_dim: int) -> list:
+    """The autotuner's candidates for kernel `name` at head-dim class 64 or 128. MINIGPT_AUTOTUNE_CANDIDATES=k, read
+    when this module is imported, keeps k of them, the fixed default first, then the others in the order listed above:
+    fewer tiles to compile and time on a fresh machine (`python -m kernels.bench --gpu-check` uses 3)."""
+    configs = _CANDIDATES[name][head_dim]
+    limit = os.environ.get("MINIGPT_AUTOTUNE_CANDIDATES", "").strip()
+    if not limit:
+        return configs
+    if not limit.isdigit() or int(limit) < 1:
+        raise ValueError(f"MINIGPT_AUTOTUNE_CANDIDATES must be a whole number >= 1, got {limit!r}")
+
+    def not_default(c):  # False sorts first, and the sort is stable: the default moves to the front
+        return dict(c.kwargs, num_warps=c.num_warps, num_stages=c.num_stages) != _DEFAULTS[(name, head_dim)]
+    return sorted(configs, key=not_default)[:int(limit)]
+
+
+_TUNED = {(name, head_dim): triton.autotune(configs=tuning_candidates(name, head_dim), key=_TUNING_KEY)(kernel)
+          for name, kernel in _KERNELS.items() for head_dim in _CANDIDATES[name]} if COMPILED else {}
 _FIXED = {name: dict(BLOCK_M=32, BLOCK_N=32, num_warps=4, num_stages=2) for name in ("fwd", "dq", "dkdv")}  # fp32
 _INTERPRETER = {"fwd": dict(BLOCK_M=32, BLOCK_N=16), "dq": dict(BLOCK_M=32, BLOCK_N=16),
                 "dkdv": dict(BLOCK_M=16, BLOCK_N=32)}

@@ -14,7 +14,9 @@ How the tolerances are chosen:
 - fp16/bf16 LayerNorm: statistics are fp32, so the output is the exact value rounded once to the input dtype:
   relative error 2⁻¹¹ (fp16) or 2⁻⁸ (bf16); twice that is allowed, with an absolute floor for outputs near zero.
 """
+import json
 import os
+import time
 
 import torch
 
@@ -533,3 +535,164 @@ def test_kernels_with_dropout_compile_for_an_h100_pipelined_on_hopper_tensor_cor
     for row in _sm90_report(tmp_path, "--dropout"):
         if row["kernel"] in ("attention fwd", "attention dq", "attention dkdv"):
             assert row["pipelined"] and row["wgmma"] and row["hgmma"] > 0, row
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The GPU check (issue 18): `python -m kernels.bench --gpu-check --out DIR`, bounded for a GPU lent for minutes.
+# Its --dry-run runs every stage at toy sizes on the CPU, so a broken stage, report or plot is caught here.
+# ----------------------------------------------------------------------------------------------------------------------
+
+def test_autotune_candidates_can_be_limited_to_the_default_and_the_first_others(monkeypatch):
+    # MINIGPT_AUTOTUNE_CANDIDATES=k must keep k tiles per kernel and head dim, the fixed default always among them
+    # (first), so that a bounded autotune can only do as well as the fixed tiles or better.
+    monkeypatch.delenv("MINIGPT_AUTOTUNE_CANDIDATES", raising=False)
+    for name, by_dim in attention._CANDIDATES.items():
+        for head_dim, configs in by_dim.items():
+            assert attention.tuning_candidates(name, head_dim) == configs
+    monkeypatch.setenv("MINIGPT_AUTOTUNE_CANDIDATES", "3")
+    for name, by_dim in attention._CANDIDATES.items():
+        for head_dim, configs in by_dim.items():
+            kept = attention.tuning_candidates(name, head_dim)
+            first = kept[0]
+            assert dict(first.kwargs, num_warps=first.num_warps, num_stages=first.num_stages) == \
+                attention._DEFAULTS[(name, head_dim)], (name, head_dim)
+            assert kept[1:] == [c for c in configs if c is not first][:2], (name, head_dim)
+    monkeypatch.setenv("MINIGPT_AUTOTUNE_CANDIDATES", "1")
+    assert len(attention.tuning_candidates("dq", 128)) == 1
+    for bad in ("0", "three", "-2"):
+        monkeypatch.setenv("MINIGPT_AUTOTUNE_CANDIDATES", bad)
+        with pytest.raises(ValueError, match="MINIGPT_AUTOTUNE_CANDIDATES"):
+            attention.tuning_candidates("fwd", 64)
+
+
+def test_gpu_check_reads_pytest_counts_from_the_summary_or_from_the_progress_of_a_stopped_run():
+    from kernels import bench
+    finished = "..F\n=== short test summary info ===\nFAILED tests/x.py::t\n1 failed, 2 passed, 3 deselected in 4.20s\n"
+    assert bench._pytest_counts(finished) == {"failed": 1, "passed": 2, "deselected": 3}
+    stopped = "....s.                                   [ 40%]\n...\n"  # killed mid-run: no summary line
+    assert bench._pytest_counts(stopped) == {"passed": 8, "skipped": 1}
+    assert bench._pytest_counts("") == {}
+
+
+def test_gpu_check_stage_past_its_budget_is_stopped_and_keeps_what_it_finished(tmp_path):
+    from kernels import bench
+    check = bench.GpuCheck(tmp_path, dry_run=True, budgets={"slow": 0.3, "next": 5})
+
+    def slow(check, result):
+        result["rows"] = []
+        for i in range(1000):
+            result["rows"].append(i)
+            result["progress"] = f"{i + 1} rows"
+            time.sleep(0.01)
+
+    start = time.monotonic()
+    record = check.run("slow", slow)
+    assert time.monotonic() - start < 2.0
+    assert record["status"] == "timed out" and record["error"].startswith("timed out after")
+    assert 5 <= len(record["result"]["rows"]) < 1000
+    assert f"{len(record['result']['rows'])} rows" in record["error"]
+    assert check.run("next", lambda check, result: result.update(done=True))["status"] == "ok"
+    saved = json.loads((tmp_path / bench.GPU_CHECK_JSON).read_text())
+    assert [(s["name"], s["status"]) for s in saved["stages"]] == [("slow", "timed out"), ("next", "ok")]
+
+
+def _gpu_check_files(folder):
+    entries = list(folder.iterdir())
+    assert all(e.is_file() for e in entries), entries  # flat: no subfolders
+    assert len(entries) <= 8, entries
+    assert not [e for e in entries if e.name.endswith(".tmp")], entries  # every atomic write completed
+    return {e.name for e in entries}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU the dry run's tests stage runs the GPU tests for real "
+                    "(minutes): run `python -m kernels.bench --gpu-check` itself there")
+def test_gpu_check_dry_run_writes_every_stage_in_order(tmp_path, monkeypatch):
+    from kernels import bench
+    monkeypatch.setenv("MINIGPT_AUTOTUNE_CANDIDATES", "3")  # what the check sets; restored after the test
+    bench.main(["--gpu-check", "--dry-run", "--out", str(tmp_path)])
+    names = _gpu_check_files(tmp_path)
+    assert names == {"gpu_check.json", "gpu_check.md", "gpu_check_pytest.log", "gpu_check_attention.png",
+                     "gpu_check_layernorm.png"}
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert report["dry_run"] is True and report["finished"] is True
+    assert [s["name"] for s in report["stages"]] == ["machine", "tests", "attention", "layernorm", "plots"]
+    assert [s["status"] for s in report["stages"]] == ["ok"] * 5, [s.get("error") for s in report["stages"]]
+    stages = {s["name"]: s["result"] for s in report["stages"]}
+    machine = stages["machine"]
+    for field in ("gpu", "driver", "cuda", "torch", "triton", "numpy", "python"):
+        assert isinstance(machine[field], str) and machine[field], field
+    assert machine["torch"] == torch.__version__
+    assert machine["matmul_tflops"] > 0 and machine["copy_gbps"] > 0
+    # On the CPU every GPU test is collected and skipped; none may fail or error.
+    tests = stages["tests"]
+    assert tests["counts"].get("skipped", 0) > 0 and not tests["counts"].get("failed") and not tests["counts"].get("error")
+    assert "skipped" in (tmp_path / "gpu_check_pytest.log").read_text()
+    attention_result = stages["attention"]
+    shapes = {(d, n) for d in (64, 128) for n in (16, 40)}
+    assert {(r["head_dim"], r["seq_len"]) for r in attention_result["rows"]} == shapes
+    assert all(r["causal"] for r in attention_result["rows"])
+    assert all(r["fwd"] > 0 and r["fwd+bwd"] > 0 for r in attention_result["rows"] if r["provider"] == "triton")
+    assert sorted((t["mode"], t["versus"], t["head_dim"], t["seq_len"]) for t in attention_result["targets"]) == sorted(
+        (mode, versus, d, n) for mode in ("fwd", "fwd+bwd") for versus in ("sdpa-flash", "sdpa-cudnn")
+        for d, n in shapes)
+    for target in attention_result["targets"]:
+        assert target["status"] == ("n/a" if target["ratio"] is None else
+                                    "met" if target["ratio"] >= target["at_least"] else "missed"), target
+    layernorm_result = stages["layernorm"]
+    assert [r["width"] for r in layernorm_result["rows"]] == [768, 4096]
+    assert [(t["target"], t["width"]) for t in layernorm_result["targets"]] == [
+        ("fwd vs F.layer_norm", 4096), ("fwd vs copy", 4096), ("fwd+bwd vs F.layer_norm", 768)]
+    assert stages["plots"]["files"] == ["gpu_check_attention.png", "gpu_check_layernorm.png"]
+    markdown = (tmp_path / "gpu_check.md").read_text()
+    for heading in ("DRY RUN", "## (a) Machine: ok", "## (b) Chapter 5 GPU tests: ok", "## (c) Attention: ok",
+                    "## (d) LayerNorm: ok", "## Plots: ok", "| D | causal | N | triton |", "triton/cudnn"):
+        assert heading in markdown, heading
+    assert markdown.index("(a) Machine") < markdown.index("(b) Chapter") < markdown.index("(c) Attention") \
+        < markdown.index("(d) LayerNorm") < markdown.index("## Plots")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU the dry run's tests stage runs the GPU tests for real")
+def test_gpu_check_records_a_failing_and_a_timed_out_stage_and_runs_the_rest(tmp_path, monkeypatch):
+    import sys
+
+    from kernels import bench
+    monkeypatch.setenv("MINIGPT_AUTOTUNE_CANDIDATES", "3")
+
+    def broken(check, result):
+        result["progress"] = "started"
+        raise RuntimeError("attention stage broke on purpose")
+    monkeypatch.setattr(bench, "stage_attention", broken)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now fails: plots must be skipped
+    # The tests stage gets 2 s: the pytest subprocess is killed before it even finishes importing torch.
+    with pytest.raises(SystemExit) as stopped:
+        bench.main(["--gpu-check", "--dry-run", "--out", str(tmp_path), "--stage-budget", "tests=2"])
+    assert stopped.value.code == 1  # a stage that is not ok makes the exit code 1; the report is written anyway
+    assert _gpu_check_files(tmp_path) == {"gpu_check.json", "gpu_check.md", "gpu_check_pytest.log"}
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    stages = {s["name"]: s for s in report["stages"]}
+    assert [s["name"] for s in report["stages"]] == ["machine", "tests", "attention", "layernorm", "plots"]
+    assert stages["tests"]["status"] == "timed out"
+    assert stages["tests"]["error"].startswith("timed out after") and stages["tests"]["seconds"] < 10
+    assert stages["attention"]["status"] == "failed"
+    assert stages["attention"]["error"] == "RuntimeError: attention stage broke on purpose"
+    assert stages["layernorm"]["status"] == "ok" and len(stages["layernorm"]["result"]["rows"]) == 2
+    assert stages["plots"]["status"] == "ok" and stages["plots"]["result"]["files"] == []
+    assert stages["plots"]["result"]["notes"] == ["matplotlib is not installed: plots skipped"]
+    markdown = (tmp_path / "gpu_check.md").read_text()
+    assert "## (c) Attention: failed" in markdown and "attention stage broke on purpose" in markdown
+    assert "## (b) Chapter 5 GPU tests: timed out" in markdown and "## (d) LayerNorm: ok" in markdown
+
+
+def test_gpu_check_reads_the_gpu_and_driver_from_nvidia_smi(tmp_path, monkeypatch):
+    # No GPU here: a stand-in nvidia-smi prints what the real one prints for these fields (CSV, no header).
+    from kernels import bench
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text("#!/bin/sh\necho 'NVIDIA H200, 570.124.06, 143771 MiB, 700.00 W, 1980 MHz'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    assert bench._nvidia_smi() == {"name": "NVIDIA H200", "driver_version": "570.124.06",
+                                   "memory.total": "143771 MiB", "power.limit": "700.00 W", "clocks.max.sm": "1980 MHz"}
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    assert bench._nvidia_smi() is None  # then the machine stage records driver "unknown"
