@@ -44,7 +44,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from minigpt.files import atomic_open, write_text_atomic
+from minigpt.files import save_figure, write_text_atomic
 
 ATTENTION_SEQ_LENS = [1024, 2048, 4096, 8192, 16384]
 ATTENTION_SEQ_LENS_QUICK = [1024, 4096]
@@ -53,11 +53,6 @@ LAYERNORM_WIDTHS_QUICK = [768, 1600, 4096]
 TOKENS_PER_BATCH = 16384  # batch · seq_len for the attention sweep
 MODEL_WIDTH = 2048        # heads · head_dim for the attention sweep
 LAYERNORM_ROWS = 16384
-
-
-def _save_figure(fig, path: Path) -> None:
-    with atomic_open(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
 
 
 def _time_ms(fn, device: str = "cuda") -> float:
@@ -220,7 +215,7 @@ def _plot_attention(results: list[dict], providers: list[str], path: Path) -> No
         ax.grid(alpha=0.3)
     axes.flat[0].legend()
     fig.suptitle(f"Attention TFLOP/s, {_device_name()}")
-    _save_figure(fig, path)
+    save_figure(fig, path, bbox_inches="tight")
     plt.close(fig)
     print(f"Saved {path}")
 
@@ -293,7 +288,7 @@ def _plot_layernorm(results: list[dict], rows: int, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0].legend()
     fig.suptitle(f"LayerNorm GB/s, {_device_name()}")
-    _save_figure(fig, path)
+    save_figure(fig, path, bbox_inches="tight")
     plt.close(fig)
     print(f"Saved {path}")
 
