@@ -18,6 +18,14 @@ from pathlib import Path
 from typing import IO
 
 
+class InputError(ValueError):
+    """A file or setting the user gave is not what minigpt expects (the message names it and says what is wanted).
+
+    Chapter scripts print these as one line and exit with status 2 (minigpt/cli.py); any other exception is a bug
+    and keeps its traceback.
+    """
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = None,
                 newline: str | None = None) -> Iterator[IO]:
@@ -83,4 +91,4 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 120, **savefig_options)
     return Path(path)
 
 
-__all__ = ["atomic_open", "write_text_atomic", "write_bytes_atomic", "save_figure"]
+__all__ = ["InputError", "atomic_open", "write_text_atomic", "write_bytes_atomic", "save_figure"]

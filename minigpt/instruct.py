@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from minigpt.files import write_text_atomic
+from minigpt.files import InputError, write_text_atomic
 from minigpt.tokenizer import GPT2_EOT_ID
 from minigpt.train import IGNORE_INDEX, TrainConfig, evaluate, train
 
@@ -54,7 +54,7 @@ STYLES = ("alpaca", "phi3")
 RECORD_FIELDS = ("instruction", "input", "output")
 
 
-class RecordError(ValueError):
+class RecordError(InputError):
     """A record that is not {"instruction": str, "input": str, "output": str, "history": [...]}."""
 
 

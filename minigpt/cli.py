@@ -1,0 +1,97 @@
+"""What every chapter script shares at its edge: options checked before any work, and user errors as one line.
+
+A chapter script's `main(argv)` builds its parser with `ArgumentParser` (argparse's, but an error is one line:
+"PROG: error: MESSAGE", exit status 2), checks value ranges with the small `type=` functions below, and runs inside
+`user_errors()`, which turns the errors a user can cause (InputError: a bad file or setting; FileNotFoundError) into
+that same one line. Any other exception is a bug and keeps its traceback. KeyboardInterrupt is left to the script.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Iterator
+
+from minigpt.files import InputError
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse.ArgumentParser whose errors are one line naming the problem (no usage block), exit status 2."""
+
+    def error(self, message: str):   # noqa: D401 - argparse's hook
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = _parse(text, int, "an integer")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = _parse(text, int, "an integer")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value = _parse(text, float, "a number")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    value = _parse(text, float, "a number")
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number, 0 or more, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in [0, 1)."""
+    value = _parse(text, float, "a number")
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
+    return value
+
+
+def probability(text: str) -> float:
+    """argparse type: a number in [0, 1]."""
+    value = _parse(text, float, "a number")
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def non_empty(text: str) -> str:
+    """argparse type: a string with something in it."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def _parse(text: str, kind: type, name: str):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {name}, got {text!r}") from None
+
+
+@contextlib.contextmanager
+def user_errors(prog: str | None = None) -> Iterator[None]:
+    """Print an InputError or FileNotFoundError as "PROG: error: MESSAGE" and exit with status 2."""
+    try:
+        yield
+    except (InputError, FileNotFoundError) as error:
+        name = prog or (sys.argv[0].rsplit("/", 1)[-1] if sys.argv and sys.argv[0] else "minigpt")
+        message = str(error) if not isinstance(error, FileNotFoundError) or error.filename is None else \
+            f"{error.filename}: {error.strerror or error}"
+        print(f"{name}: error: {message}", file=sys.stderr)
+        raise SystemExit(2) from None
