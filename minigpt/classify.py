@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from minigpt.checkpoint import portable_config
+from minigpt.checkpoint import load_checkpoint, portable_config
 from minigpt.files import atomic_open, write_bytes_atomic
 from minigpt.lora import ALL_LINEAR, ATTENTION_QV, apply_lora, count_trainable, lora_settings
 from minigpt.model import GPTModel
@@ -403,7 +403,7 @@ def classifier_from_state(state: dict, device: str | torch.device = "cpu") -> GP
 
 def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu") -> GPTClassifier:
     """Rebuild a classifier saved by save_classifier, in eval mode."""
-    return classifier_from_state(torch.load(path, map_location="cpu", weights_only=True), device)
+    return classifier_from_state(load_checkpoint(path), device)   # weights_only: loading never runs code
 
 
 __all__ = ["LABELS", "PAD_TOKEN_ID", "SMS_SPAM_URL", "SMS_SPAM_SHA256", "read_sms_file", "write_sms_file",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,12 +63,50 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
 def _create_beside(path: Path) -> tuple[Path, int]:
     # Like tempfile.mkstemp, but created with mode 0o666 as open() does, so the umask (and a folder's default
     # ACL) decides the final permissions as for any other file; mkstemp would make every output private (0o600).
+    # The name carries the writer's process id, so a file left by a writer that was killed (SIGKILL, a power cut)
+    # can be told from one being written right now: see remove_stale_temporaries.
     while True:
-        tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
         try:
             return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         except FileExistsError:   # another writer picked the same random name: draw again
             continue
+
+
+_TEMPORARY = re.compile(r"^.+\.(\d+)-[0-9a-f]{8}\.tmp$")
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files atomic_open left in `folder` when their writer died; return what was removed.
+
+    A file counts as stale when its name is one of atomic_open's (NAME.PID-HEX.tmp) and no process with that id is
+    running on this machine. A live writer's file is left alone (so is one whose id was reused by a new process:
+    when in doubt, keep).
+    """
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        match = _TEMPORARY.match(entry.name)
+        if match and entry.is_file() and not _process_alive(int(match.group(1))):
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)   # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # it exists, owned by someone else
+        return True
+    except OSError:   # platforms without kill(pid, 0): keep the file
+        return True
+    return True
 
 
 def write_text_atomic(path: str | os.PathLike, text: str, newline: str | None = None) -> Path:
@@ -91,4 +130,5 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 120, **savefig_options)
     return Path(path)
 
 
-__all__ = ["InputError", "atomic_open", "write_text_atomic", "write_bytes_atomic", "save_figure"]
+__all__ = ["InputError", "atomic_open", "write_text_atomic", "write_bytes_atomic", "save_figure",
+           "remove_stale_temporaries"]

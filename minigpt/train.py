@@ -80,10 +80,10 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from minigpt.batches import BatchStream
-from minigpt.checkpoint import (CHECKPOINT_FORMAT, load_checkpoint, rng_state, save_checkpoint, seed_everything,
-                                set_rng_state, tokenizer_record, unwrap)
+from minigpt.checkpoint import (CHECKPOINT_FORMAT, load_checkpoint, plain, rng_state, save_checkpoint,
+                                seed_everything, set_rng_state, tokenizer_record, unwrap)
 from minigpt.distributed import all_reduce_sum, dist_info, gather_objects, wrap_ddp
-from minigpt.files import save_figure
+from minigpt.files import InputError, remove_stale_temporaries, save_figure
 from minigpt.generate import generate
 from minigpt.model import find_gpt
 from minigpt.speed import (compile_model, device_peak_flops, first_call_or_eager, flops_per_token, format_mfu, mfu,
@@ -380,6 +380,11 @@ class _Run:
 def _restore(run: _Run, path: str | os.PathLike) -> int:
     """Load model, optimizer, data position, RNG state and history from `path`; return the step to continue at."""
     checkpoint = load_checkpoint(path, map_location=run.device)
+    if checkpoint["step"] >= run.config.max_steps:
+        # Going on would write a checkpoint labelled max_steps holding the later weights, and a history that
+        # repeats steps when resumed again: refuse, and leave the checkpoint as it is.
+        raise InputError(f"{path} is at step {checkpoint['step']}; resuming needs max_steps (--steps) above that, "
+                         f"got {run.config.max_steps}: nothing to train")
     run.model.load_state_dict(checkpoint["model"])
     run.optimizer.load_state_dict(checkpoint["optimizer"])
     run.history.update({k: list(v) for k, v in checkpoint["history"].items() if k != "checkpoint"})
@@ -524,6 +529,14 @@ def _postfix(run: _Run, lr: float, loss: float, grad_norm: float | None, tokens_
     return postfix
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped train(): `step` is the last step completed, `checkpoint` the last checkpoint written (or None)."""
+
+    def __init__(self, step: int, checkpoint: str | None):
+        super().__init__(step, checkpoint)
+        self.step, self.checkpoint = step, checkpoint
+
+
 def train(model: nn.Module, train_batches: Iterable, val_batches: Iterable | None = None,
           config: TrainConfig | None = None, *, loss=None, tokenizer=None, resume: str | os.PathLike | None = None,
           extra: dict | None = None) -> dict:
@@ -537,9 +550,22 @@ def train(model: nn.Module, train_batches: Iterable, val_batches: Iterable | Non
     run = _Run(model=raw, step_model=raw, optimizer=make_optimizer(raw, config), stream=BatchStream(train_batches),
                config=config, loss=loss or NextTokenLoss(), autocast=functools.partial(autocast_context, device,
                                                                                         config.dtype),
-               tokenizer=tokenizer, tokenizer_record=record, extra=extra or {}, rank=rank, world_size=world_size)
+               tokenizer=tokenizer, tokenizer_record=record, extra=plain(extra or {}, "extra"), rank=rank, world_size=world_size)
+    if run.master:
+        remove_stale_temporaries(config.out_dir)   # half-written files of a run that was killed
     seed_everything(config.seed + rank)   # rank offset: different dropout masks on each GPU
     start_step = _restore(run, resume) if resume is not None else 0
+    try:
+        return _loop(run, val_batches, start_step)
+    except KeyboardInterrupt:
+        # A save in progress finished first (checkpoint.hold_interrupts); say where the run can continue from.
+        done = run.history["step"][-1] if run.history["step"] else start_step
+        raise TrainingInterrupted(done, run.history["checkpoint"]) from None
+
+
+def _loop(run: _Run, val_batches: Iterable | None, start_step: int) -> dict:
+    """train()'s loop, from `start_step` to config.max_steps, then the final evaluation, checkpoint and plot."""
+    config, raw, device, world_size = run.config, run.model, run.device, run.world_size
     run.step_model = wrap_ddp(compile_model(raw) if config.compile else raw, device, world_size)
     compiling, flops_token = config.compile, None
     log = _LossLog(run.history)
@@ -547,36 +573,38 @@ def train(model: nn.Module, train_batches: Iterable, val_batches: Iterable | Non
     raw.train()
     bar = tqdm(total=config.max_steps, initial=start_step, desc="training", unit="step",
                disable=not (run.master and config.progress), dynamic_ncols=True, file=sys.stdout)
-    for step in range(start_step, config.max_steps):
-        lr = learning_rate(step, config.learning_rate, config.min_lr, config.warmup_steps, config.max_steps)
-        for group in run.optimizer.param_groups:
-            group["lr"] = lr
-        micro = [next(run.stream) for _ in range(config.grad_accum_steps)]
-        sizes = [run.loss.sizes(batch) for batch in micro]   # on the CPU copies: no GPU synchronisation
-        count, tokens = sum(s[0] for s in sizes), sum(s[1] for s in sizes)
-        if flops_token is None:
-            flops_token = flops_per_token(raw, micro[0][0].shape[-1])
-        if compiling:
-            step_loss, compiling = _first_step(run, micro, count), False
-        else:
-            step_loss = forward_backward(run.step_model, micro, run.autocast, world_size, count, device, run.loss)
-        log.add(step + 1, lr, step_loss, _optimizer_step(run), tokens * world_size)
+    try:
+        for step in range(start_step, config.max_steps):
+            lr = learning_rate(step, config.learning_rate, config.min_lr, config.warmup_steps, config.max_steps)
+            for group in run.optimizer.param_groups:
+                group["lr"] = lr
+            micro = [next(run.stream) for _ in range(config.grad_accum_steps)]
+            sizes = [run.loss.sizes(batch) for batch in micro]   # on the CPU copies: no GPU synchronisation
+            count, tokens = sum(s[0] for s in sizes), sum(s[1] for s in sizes)
+            if flops_token is None:
+                flops_token = flops_per_token(raw, micro[0][0].shape[-1])
+            if compiling:
+                step_loss, compiling = _first_step(run, micro, count), False
+            else:
+                step_loss = forward_backward(run.step_model, micro, run.autocast, world_size, count, device, run.loss)
+            log.add(step + 1, lr, step_loss, _optimizer_step(run), tokens * world_size)
 
-        evaluate_now, sample_now, checkpoint_now, report = _due(config, step + 1)
-        if report:
-            last_loss, last_norm, tokens_per_s = log.read()
-            if run.master:
-                bar.set_postfix(_postfix(run, lr, last_loss, last_norm, tokens_per_s, flops_token), refresh=False)
-        bar.update(1)
-        if evaluate_now:
-            _evaluate_into(run, val_batches, step + 1)
-        if sample_now:
-            _print_sample(run, step + 1)
-        if checkpoint_now:
-            _save(run, step + 1)
-        if report:
-            log.restart()
-    bar.close()
+            evaluate_now, sample_now, checkpoint_now, report = _due(config, step + 1)
+            if report:
+                last_loss, last_norm, tokens_per_s = log.read()
+                if run.master:
+                    bar.set_postfix(_postfix(run, lr, last_loss, last_norm, tokens_per_s, flops_token), refresh=False)
+            bar.update(1)
+            if evaluate_now:
+                _evaluate_into(run, val_batches, step + 1)
+            if sample_now:
+                _print_sample(run, step + 1)
+            if checkpoint_now:
+                _save(run, step + 1)
+            if report:
+                log.restart()
+    finally:
+        bar.close()
 
     if not run.history["val_step"] or run.history["val_step"][-1] != config.max_steps:
         _evaluate_into(run, val_batches, config.max_steps)

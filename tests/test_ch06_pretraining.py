@@ -399,3 +399,137 @@ def test_cuda_training_in_bf16_with_fused_adamw_learns_and_reports_memory(tmp_pa
     assert history["train_loss"][-1] < 0.1 * history["train_loss"][0]
     result = bench_train.benchmark(model, batch_size=4, seq_len=16, steps=2, warmup=1)
     assert result["peak_memory_bytes"] > 0 and result["tokens_per_s"] > 0
+
+
+# --------------------------------------------------------------------------------------------- hardening
+
+class _WritesAFile:
+    """Unpickling this calls Path.write_text: the shape of a real attack (any callable could stand there)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import pathlib
+        return pathlib.Path.write_text, (pathlib.Path(self.marker), "the payload ran")
+
+
+def _payload_checkpoint(tmp_path, name="evil.pt"):
+    path, marker = tmp_path / name, tmp_path / "marker.txt"
+    torch.save({"model": {}, "step": 1, "kind": "lm", "extra": {"x": _WritesAFile(marker)}}, path)
+    return path, marker
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_unexecuted_by_every_loader(tmp_path):
+    from minigpt.files import InputError
+    clf = load_impl("minigpt.classify")
+    path, marker = _payload_checkpoint(tmp_path)
+    data = batches.WindowBatches(GPTDataset(random_ids(200), 16, 16), batch_size=2)
+    openers = {
+        "load_checkpoint": lambda: ckpt.load_checkpoint(path),
+        "load_model": lambda: loading.load_model(path),
+        "load_base_model": lambda: loading.load_base_model(checkpoint=str(path)),
+        "load_classifier": lambda: clf.load_classifier(path),
+        "train(resume=)": lambda: train_mod.train(tiny_model(), data, None, quiet_config(tmp_path / "run"),
+                                                  resume=path),
+    }
+    for name, open_it in openers.items():
+        with pytest.raises(InputError, match="could run code"):
+            open_it()
+        assert not marker.exists(), f"{name} ran the payload"
+    # The payload is real: an unrestricted unpickler runs it (which is why minigpt never uses one on its own).
+    torch.load(path, weights_only=False)
+    assert marker.read_text() == "the payload ran"
+
+
+def test_a_checkpoint_from_before_format_2_is_refused_with_its_conversion_and_converts_to_the_same_run(tmp_path):
+    import numpy as np
+
+    from minigpt.files import InputError
+
+    def data():
+        return batches.WindowBatches(GPTDataset(random_ids(300, seed=3), 16, 8), batch_size=3, seed=11)
+
+    train_mod.train(tiny_model(), data(), None, quiet_config(tmp_path / "a", max_steps=4, eval_every=0))
+    good = ckpt.load_checkpoint(tmp_path / "a" / "ckpt.pt")
+    import copy
+    old = dict(copy.deepcopy(good), format=1)
+    for state in old["rng"]:   # format 1 kept numpy's state as numpy.random.get_state()'s tuple
+        n = state["numpy"]
+        state["numpy"] = (n["name"], n["keys"].numpy().astype(np.uint32), n["position"], n["has_gauss"],
+                          n["cached_gaussian"])
+    old_path = tmp_path / "old.pt"
+    torch.save(old, old_path)
+    with pytest.raises(InputError, match=f"python -m minigpt.checkpoint convert {old_path}"):
+        ckpt.load_checkpoint(old_path)
+    ckpt.main(["convert", str(old_path)])
+    converted = ckpt.load_checkpoint(old_path)
+    assert converted["format"] == ckpt.CHECKPOINT_FORMAT
+    assert torch.equal(converted["rng"][0]["numpy"]["keys"], good["rng"][0]["numpy"]["keys"])
+    # Resuming from the converted file continues exactly as resuming from the one written in format 2.
+    a = train_mod.train(tiny_model(), data(), None, quiet_config(tmp_path / "b", max_steps=8, eval_every=0),
+                        resume=old_path)
+    b = train_mod.train(tiny_model(), data(), None, quiet_config(tmp_path / "c", max_steps=8, eval_every=0),
+                        resume=tmp_path / "a" / "ckpt.pt")
+    assert a["train_loss"] == b["train_loss"]
+
+
+def test_resuming_at_or_below_the_checkpoints_step_is_refused_and_leaves_it_untouched(tmp_path):
+    from minigpt.files import InputError
+    data = batches.WindowBatches(GPTDataset(random_ids(200), 16, 16), batch_size=2)
+    train_mod.train(tiny_model(), data, None, quiet_config(tmp_path, max_steps=6, eval_every=0))
+    path = tmp_path / "ckpt.pt"
+    before = path.read_bytes()
+    for steps in (3, 6):
+        with pytest.raises(InputError, match=f"at step 6; resuming needs max_steps .* above that, got {steps}"):
+            train_mod.train(tiny_model(), data, None, quiet_config(tmp_path, max_steps=steps, eval_every=0),
+                            resume=path)
+    assert path.read_bytes() == before
+
+
+class _InterruptAt:
+    """Batches from `data` until batch number `at`, where Ctrl-C arrives (KeyboardInterrupt)."""
+
+    def __init__(self, data, at):
+        self.data, self.at = data, at
+
+    def __iter__(self):
+        for i, batch in enumerate(self.data):
+            if i == self.at:
+                raise KeyboardInterrupt
+            yield batch
+
+
+def test_ctrl_c_stops_training_with_the_step_reached_and_the_last_checkpoint(tmp_path):
+    data = [(x[None], y[None]) for x, y in GPTDataset(random_ids(400), 16, 16)]
+    with pytest.raises(train_mod.TrainingInterrupted) as stopped:
+        train_mod.train(tiny_model(), _InterruptAt(data, 5), None,
+                        quiet_config(tmp_path, max_steps=20, eval_every=0, checkpoint_every=2))
+    assert stopped.value.step == 5 and stopped.value.checkpoint == str(tmp_path / "ckpt.pt")
+    assert ckpt.load_checkpoint(tmp_path / "ckpt.pt")["step"] == 4   # the last one written before Ctrl-C
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]  # no half-written file left
+
+
+def test_ctrl_c_during_a_save_lets_the_save_finish_then_stops(tmp_path, monkeypatch):
+    import os
+    import signal
+    real_save = torch.save
+
+    def save_interrupted_halfway(obj, f):
+        os.kill(os.getpid(), signal.SIGINT)   # Ctrl-C arrives while the file is being written
+        real_save(obj, f)
+
+    monkeypatch.setattr(torch, "save", save_interrupted_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save_checkpoint(tmp_path / "ckpt.pt", {"model": {"w": torch.arange(3.0)}, "step": 9})
+    monkeypatch.setattr(torch, "save", real_save)
+    assert ckpt.load_checkpoint(tmp_path / "ckpt.pt")["step"] == 9   # complete, and loadable
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
+
+
+def test_training_removes_temporary_files_a_killed_run_left(tmp_path):
+    stale = tmp_path / "ckpt.pt.999999999-0123abcd.tmp"   # atomic_open's name, from a process id that cannot exist
+    stale.write_bytes(b"half a checkpoint")
+    data = batches.WindowBatches(GPTDataset(random_ids(200), 16, 16), batch_size=2)
+    train_mod.train(tiny_model(), data, None, quiet_config(tmp_path, max_steps=2, eval_every=0))
+    assert not stale.exists() and (tmp_path / "ckpt.pt").exists()

@@ -96,3 +96,30 @@ def test_modes_that_do_not_write_a_whole_new_file_are_refused(tmp_path):
         with files.atomic_open(tmp_path / "f.bin", "wb", encoding="utf-8"):
             pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_writers_temporary_is_removed_and_a_live_writers_is_kept(tmp_path):
+    """A writer killed mid-write (SIGKILL: no cleanup runs) leaves its temporary file; the next start removes it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    target = tmp_path / "ckpt.pt"
+    script = ("import sys, time; from minigpt.files import atomic_open\n"
+              "with atomic_open(sys.argv[1], 'wb') as f:\n"
+              "    f.write(b'half'); f.flush(); print('writing', flush=True); time.sleep(60)\n")
+    writer = subprocess.Popen([sys.executable, "-c", script, str(target)], stdout=subprocess.PIPE,
+                              cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert writer.stdout.readline().strip() == b"writing"
+    live = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert len(live) == 1 and f".{writer.pid}-" in live[0].name   # the writer's process id is in the name
+    assert files.remove_stale_temporaries(tmp_path) == []          # its writer is alive: keep it
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    time.sleep(0.05)
+    assert [p.name for p in tmp_path.iterdir()] == [live[0].name]  # SIGKILL left it behind, no target was made
+    own = tmp_path / "notes.txt.tmp"                               # not atomic_open's pattern: never touched
+    own.write_text("mine")
+    assert files.remove_stale_temporaries(tmp_path) == [live[0]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt.tmp"]
