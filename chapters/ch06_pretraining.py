@@ -24,6 +24,7 @@ from minigpt.checkpoint import load_checkpoint
 from minigpt.data import STORIES_DIR, GPTDataset, MixedDataset, ShardDataset, join_documents, load_stories, split_ids
 from minigpt.device import pick_device
 from minigpt.distributed import setup_distributed
+from minigpt.files import InputError
 from minigpt.generate import generate
 from minigpt.loading import load_model
 from minigpt.model import GPTConfig, GPTModel, count_parameters
@@ -128,7 +129,7 @@ def model_config(args: argparse.Namespace, device: torch.device, say) -> GPTConf
     return GPTConfig.preset(size, **overrides)
 
 
-def build_data(args, tokenizer, context: int, rank: int, world_size: int, say):
+def build_data(args, tokenizer, context: int, rank: int, world_size: int, say, vocab_size: int | None = None):
     """(train batches, validation batches, description) for the stories, one shard folder, or a mixture."""
     per_rank = args.batch_size
     if args.mix or args.data:
@@ -142,14 +143,17 @@ def build_data(args, tokenizer, context: int, rank: int, world_size: int, say):
         else:
             weights = {args.data: 1.0}
         sources = {folder: ShardDataset(folder, "train", context, seed=args.seed + i, rank=rank,
-                                        world_size=world_size) for i, folder in enumerate(weights)}
+                                        world_size=world_size, vocab_size=vocab_size)
+                   for i, folder in enumerate(weights)}
         source = sources[args.data] if args.data and not args.mix else MixedDataset(
             sources, weights, seed=args.seed, rank=rank, world_size=world_size)
         val = []
         for folder in weights:
             try:
-                val += fixed_batches(ShardDataset(folder, "val", context), per_rank,
+                val += fixed_batches(ShardDataset(folder, "val", context, vocab_size=vocab_size), per_rank,
                                      max(1, args.eval_batches // len(weights)))
+            except InputError:
+                raise   # the validation shards exist but are wrong (ids outside the vocabulary, a mixed folder)
             except (FileNotFoundError, ValueError) as e:
                 say(f"no validation windows from {folder} ({e})")
         total = sum(s.num_windows for s in sources.values())
@@ -232,7 +236,7 @@ def main(argv=None) -> None:
         return
 
     train_batches, val_batches, description = build_data(args, tokenizer, cfg.context_length, rank, world_size,
-                                                         say)
+                                                         say, cfg.vocab_size)
     tokens_per_step = args.batch_size * cfg.context_length * config.grad_accum_steps * world_size
     say(f"Data: {description}.")
     say(f"Training: {config.max_steps} steps of {tokens_per_step:,} tokens ({args.batch_size} x {cfg.context_length}"

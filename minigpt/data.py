@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
-from minigpt.files import write_bytes_atomic
+from minigpt.files import InputError, write_bytes_atomic
 from minigpt.tokenizer import end_of_text_id
 
 EOT = "<|endoftext|>"
@@ -294,6 +294,44 @@ def shard_paths(source: str | os.PathLike, split: str = "train") -> list[Path]:
     return paths
 
 
+def check_shards(source: str | os.PathLike, split: str, paths: Sequence[Path], shards: Sequence[np.ndarray],
+                 vocab_size: int | None = None) -> None:
+    """Check shards once, when they are opened, against meta.json and the model's vocabulary (`vocab_size`).
+
+    An id the model has no embedding for would otherwise stop training with an IndexError at its first batch. So:
+    meta.json's token count for each shard must equal the shard header's, the vocabulary the shards were made with
+    (meta.json's n_vocab) must fit the model's, and each shard's largest id (one vectorised pass over the memory
+    map) must be below both. Raises InputError naming the file.
+    """
+    meta_path = Path(source) / META_FILE
+    limits = {}
+    if vocab_size is not None:
+        limits["the model's vocabulary"] = vocab_size
+    if Path(source).is_dir() and meta_path.exists():
+        try:
+            meta = json.loads(meta_path.read_text())
+            n_vocab = int(meta["settings"]["n_vocab"])
+            listed = {s["file"]: int(s["tokens"]) for s in meta["splits"][split]["shards"]}
+        except (ValueError, KeyError, TypeError) as e:
+            raise InputError(f"{meta_path} is not a preparation manifest ({type(e).__name__}: {e}); prepare the "
+                             f"folder again") from None
+        for path, shard in zip(paths, shards):
+            if listed.get(path.name) != len(shard):
+                raise InputError(f"{path} holds {len(shard)} tokens but {meta_path} lists {listed.get(path.name)}: "
+                                 f"the folder mixes two preparations; prepare it again")
+        if vocab_size is not None and n_vocab > vocab_size:
+            raise InputError(f"{meta_path}: the shards were made with a {n_vocab}-token vocabulary, larger than the "
+                             f"model's {vocab_size}; use the tokenizer the model was built for")
+        limits[f"the {n_vocab}-token vocabulary in {meta_path}"] = n_vocab
+    if not limits:
+        return
+    what, limit = min(limits.items(), key=lambda item: item[1])
+    for path, shard in zip(paths, shards):
+        if len(shard) and (largest := int(shard.max())) >= limit:
+            raise InputError(f"{path} holds token id {largest}, outside {what} (ids 0..{limit - 1}); the shards "
+                             f"and the model must come from the same tokenizer")
+
+
 class ShardDataset(IterableDataset):
     """(inputs, targets) windows read from memory-mapped token shards, in a seeded order, a disjoint slice per rank.
 
@@ -305,11 +343,12 @@ class ShardDataset(IterableDataset):
     """
 
     def __init__(self, source: str | os.PathLike, split: str = "train", max_length: int = 1024, seed: int = 123,
-                 rank: int = 0, world_size: int = 1):
+                 rank: int = 0, world_size: int = 1, vocab_size: int | None = None):
         if max_length < 1:
             raise ValueError(f"max_length must be at least 1, got {max_length}")
         self.paths = shard_paths(source, split)
         self.shards = [read_shard(p) for p in self.paths]
+        check_shards(source, split, self.paths, self.shards, vocab_size)
         self.max_length = max_length
         counts = [max(len(s) - 1, 0) // max_length for s in self.shards]
         total_tokens = sum(len(s) for s in self.shards)

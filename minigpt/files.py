@@ -14,6 +14,7 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -77,11 +78,11 @@ _TEMPORARY = re.compile(r"^.+\.(\d+)-[0-9a-f]{8}\.tmp$")
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
-    """Delete the temporary files atomic_open left in `folder` when their writer died; return what was removed.
+    """Delete the temporary files (and folders) minigpt left in `folder` when their writer died; return them.
 
-    A file counts as stale when its name is one of atomic_open's (NAME.PID-HEX.tmp) and no process with that id is
-    running on this machine. A live writer's file is left alone (so is one whose id was reused by a new process:
-    when in doubt, keep).
+    An entry counts as stale when its name is one of minigpt's temporaries (NAME.PID-HEX.tmp: atomic_open's files,
+    prepare's folders) and no process with that id is running on this machine. A live writer's entry is left alone
+    (so is one whose id was reused by a new process: when in doubt, keep).
     """
     folder = Path(folder)
     removed = []
@@ -89,8 +90,11 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
         return removed
     for entry in folder.iterdir():
         match = _TEMPORARY.match(entry.name)
-        if match and entry.is_file() and not _process_alive(int(match.group(1))):
-            entry.unlink(missing_ok=True)
+        if match and not _process_alive(int(match.group(1))):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
             removed.append(entry)
     return removed
 

@@ -10,8 +10,11 @@ A repeated run with the same inputs and settings sees the matching `meta.json` a
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
 import os
+import secrets
+import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -20,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from minigpt.data import EOT, META_FILE, SHARD_DTYPE, SHARD_VERSION, read_shard, write_shard
-from minigpt.files import write_bytes_atomic
+from minigpt.files import InputError, remove_stale_temporaries, write_bytes_atomic
 
 
 
@@ -36,7 +39,7 @@ def _input_files(inputs: Sequence[str | os.PathLike]) -> list[Path]:
         elif not path.is_file():
             raise FileNotFoundError(f"input {path} does not exist")
         elif path.suffix not in (".txt", ".jsonl"):
-            raise ValueError(f"input {path}: expected a .txt file (one document, or documents separated by {EOT}) "
+            raise InputError(f"input {path}: expected a .txt file (one document, or documents separated by {EOT}) "
                              f"or a .jsonl file (one JSON object with a \"text\" field per line)")
         else:
             files.append(path)
@@ -48,32 +51,63 @@ def iter_documents(path: Path) -> Iterator[str]:
 
     A .txt file is one document, or several when it contains the <|endoftext|> separator (the format of common
     plain-text dumps); surrounding whitespace is trimmed and empty pieces skipped. A .jsonl file has one JSON
-    object per line whose "text" field is a document.
+    object per line whose "text" field is a document. Bytes that are not UTF-8 are an InputError naming the file
+    and the byte offset (and the line, for .jsonl).
     """
     if path.suffix == ".txt":
-        with open(path, encoding="utf-8") as f:
-            pending = ""
-            for chunk in iter(lambda: f.read(1 << 24), ""):  # 16M characters at a time: big dumps stream
-                pieces = (pending + chunk).split(EOT)
-                pending = pieces.pop()
-                yield from (p.strip() for p in pieces if p.strip())
-            if pending.strip():
-                yield pending.strip()
+        pending = ""
+        for chunk in _utf8_chunks(path):
+            pieces = (pending + chunk).split(EOT)
+            pending = pieces.pop()
+            yield from (p.strip() for p in pieces if p.strip())
+        if pending.strip():
+            yield pending.strip()
     elif path.suffix == ".jsonl":
-        with open(path, encoding="utf-8") as f:
-            for line_number, line in enumerate(f, 1):
+        offset = 0
+        with open(path, "rb") as f:
+            for line_number, raw in enumerate(f, 1):
+                line = _decode_line(raw, path, line_number, offset)
+                offset += len(raw)
                 if not line.strip():
                     continue
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{line_number} is not valid JSON ({e})") from None
+                    raise InputError(f"{path}:{line_number} is not valid JSON ({e})") from None
                 if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                    raise ValueError(f"{path}:{line_number}: expected a JSON object with a string \"text\" field")
+                    raise InputError(f"{path}:{line_number}: expected a JSON object with a string \"text\" field")
                 if record["text"]:
                     yield record["text"]
     else:
-        raise ValueError(f"{path}: expected a .txt or .jsonl file")
+        raise InputError(f"{path}: expected a .txt or .jsonl file")
+
+
+def _utf8_chunks(path: Path, chunk_bytes: int = 1 << 24) -> Iterator[str]:
+    """The file's text, 16 MB at a time (big dumps stream), decoded incrementally so an error knows its byte."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    consumed = 0   # bytes handed to the decoder before this chunk
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(chunk_bytes), b""):
+            held = len(decoder.getstate()[0])   # the start of a character split across two chunks
+            try:
+                yield decoder.decode(chunk)
+            except UnicodeDecodeError as e:
+                raise InputError(f"{path}: not UTF-8 text at byte {consumed - held + e.start} ({e.reason}); "
+                                 f"convert the file to UTF-8") from None
+            consumed += len(chunk)
+        try:
+            yield decoder.decode(b"", final=True)
+        except UnicodeDecodeError as e:
+            raise InputError(f"{path}: not UTF-8 text at byte {consumed - len(e.object) + e.start} (the file ends "
+                             f"inside a character)") from None
+
+
+def _decode_line(raw: bytes, path: Path, line_number: int, offset: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}:{line_number}: not UTF-8 text at byte {offset + e.start} ({e.reason}); "
+                         f"convert the file to UTF-8") from None
 
 
 class _ShardWriter:
@@ -159,26 +193,34 @@ def prepare_shards(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
         print(f"{out_dir} already holds these shards (meta.json matches the inputs and settings); nothing to do")
         return manifest
 
-    # Start clean: without meta.json the folder reads as unfinished until this run completes, and shards of an
-    # earlier run cannot linger beside the new ones.
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / META_FILE).unlink(missing_ok=True)
-    for old in list(out_dir.glob("train_*.bin")) + list(out_dir.glob("val_*.bin")):
-        old.unlink()
+    # Build everything in a temporary folder beside out_dir and swap it in only when complete: a failure (bad input,
+    # Ctrl-C, a full disk) leaves the previous preparation exactly as it was. A folder a killed run left behind is
+    # removed at the next start (its name carries the dead writer's process id).
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_dir.parent)
+    building = out_dir.parent / f".{out_dir.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    building.mkdir()
+    try:
+        manifest = _tokenize(files, building, encoding, val_fraction, shard_tokens, progress)
+        manifest = {"settings": settings, **manifest}
+        write_bytes_atomic(building / META_FILE, json.dumps(manifest, indent=1).encode())   # meta.json last
+        _swap_in(building, out_dir)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    for split, info in manifest["splits"].items():
+        print(f"{split}: {info['documents']} documents, {info['tokens']:,} tokens in {len(info['shards'])} shards")
+    print(f"wrote {out_dir}")
+    return manifest
 
-    eot = encoding.eot_token
-    writers = {split: _ShardWriter(out_dir, split, shard_tokens, eot) for split in ("train", "val")}
+
+def _tokenize(files: list[Path], out_dir: Path, encoding, val_fraction: float, shard_tokens: int,
+              progress: bool) -> dict:
+    """Encode every document of `files` into train/val shards in `out_dir`; return the manifest's "splits"."""
+    writers = {split: _ShardWriter(out_dir, split, shard_tokens, encoding.eot_token) for split in ("train", "val")}
     bar = tqdm(total=sum(f.stat().st_size for f in files), unit="B", unit_scale=True, desc="tokenizing",
                disable=not progress)
     done_bytes = 0
-
-    def encode_batch(docs: list[str]) -> None:
-        for ids in encoding.encode_ordinary_batch(docs):
-            seen = writers["train"].tokens + writers["val"].tokens + len(ids)
-            to_val = val_fraction > 0 and writers["val"].tokens < val_fraction * seen
-            writers["val" if to_val else "train"].add_document(ids)
-        bar.update(sum(len(d.encode("utf-8")) for d in docs))
-
     for f in files:
         batch: list[str] = []
         batch_chars = 0
@@ -186,27 +228,45 @@ def prepare_shards(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
             batch.append(doc)
             batch_chars += len(doc)
             if len(batch) >= 1024 or batch_chars >= 1 << 24:  # batches keep tiktoken's threads busy, memory bounded
-                encode_batch(batch)
+                _encode_batch(batch, encoding, writers, val_fraction)
                 batch, batch_chars = [], 0
         if batch:
-            encode_batch(batch)
+            _encode_batch(batch, encoding, writers, val_fraction)
         done_bytes += f.stat().st_size
         bar.update(done_bytes - bar.n)  # count markup and separators too, so the bar ends at 100%
     bar.close()
     for writer in writers.values():
         writer.flush()
     if writers["train"].tokens == 0:
-        raise ValueError(f"the inputs hold no training text ({writers['val'].documents} documents, all sent to "
+        raise InputError(f"the inputs hold no training text ({writers['val'].documents} documents, all sent to "
                          f"validation); give more documents or a smaller val_fraction")
+    return {"splits": {split: {"tokens": w.tokens, "documents": w.documents, "shards": w.shards}
+                       for split, w in writers.items() if w.documents}}
 
-    manifest = {"settings": settings, "splits": {
-        split: {"tokens": w.tokens, "documents": w.documents, "shards": w.shards}
-        for split, w in writers.items() if w.documents}}
-    write_bytes_atomic(out_dir / META_FILE, json.dumps(manifest, indent=1).encode())
-    for split, info in manifest["splits"].items():
-        print(f"{split}: {info['documents']} documents, {info['tokens']:,} tokens in {len(info['shards'])} shards")
-    print(f"wrote {out_dir}")
-    return manifest
+
+def _encode_batch(docs: list[str], encoding, writers: dict, val_fraction: float) -> None:
+    for ids in encoding.encode_ordinary_batch(docs):
+        seen = writers["train"].tokens + writers["val"].tokens + len(ids)
+        to_val = val_fraction > 0 and writers["val"].tokens < val_fraction * seen
+        writers["val" if to_val else "train"].add_document(ids)
+
+
+def _is_preparation_file(name: str) -> bool:
+    return name == META_FILE or (name.endswith(".bin") and name.startswith(("train_", "val_")))
+
+
+def _swap_in(built: Path, out_dir: Path) -> None:
+    """Make the complete folder `built` the new `out_dir`, keeping any files of the user's that out_dir also held."""
+    if out_dir.exists():
+        for entry in out_dir.iterdir():
+            if not _is_preparation_file(entry.name):
+                os.replace(entry, built / entry.name)
+        retired = out_dir.parent / f".{out_dir.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+        os.replace(out_dir, retired)
+        os.replace(built, out_dir)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.replace(built, out_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

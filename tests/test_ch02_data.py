@@ -292,6 +292,85 @@ def test_prepare_rejects_bad_input(tmp_path):
         prep.main(["--input", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "out")])
 
 
+def snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_a_failing_prepare_leaves_the_previous_preparation_untouched(corpus, tmp_path):
+    folder, _ = corpus
+    out = tmp_path / "shards"
+    prep.main(["--input", str(folder), "--out", str(out), "--val-fraction", "0.1", "--shard-tokens", "64"])
+    (out / "NOTES.md").write_text("my notes about these shards")   # a file of the user's, not the preparation's
+    before = snapshot(out)
+    # A file with one byte that is not UTF-8, after some good text: its position is known independently.
+    good = "Good text first. " * 50
+    bad = folder / "zz_bad.txt"
+    bad.write_bytes(good.encode("utf-8") + b"\xff then more")
+    with pytest.raises(ValueError, match=rf"zz_bad.txt: not UTF-8 text at byte {len(good.encode())}\b"):
+        prep.prepare_shards([folder], out, val_fraction=0.1, shard_tokens=64, progress=False)
+    assert snapshot(out) == before                                     # old shards, meta.json and notes intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "shards"]   # no temporary folder left
+
+
+def test_an_interrupted_prepare_leaves_the_previous_preparation_untouched(corpus, tmp_path, enc, monkeypatch):
+    folder, _ = corpus
+    out = tmp_path / "shards"
+    prep.main(["--input", str(folder), "--out", str(out), "--val-fraction", "0.1", "--shard-tokens", "64"])
+    before = snapshot(out)
+    (folder / "b.txt").write_text("A changed document, so the preparation must run again.", encoding="utf-8")
+
+    class CtrlC:
+        name, n_vocab, eot_token = enc.name, enc.n_vocab, enc.eot_token
+
+        def encode_ordinary_batch(self, docs):
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        prep.prepare_shards([folder], out, val_fraction=0.1, shard_tokens=64, encoding=CtrlC(), progress=False)
+    assert snapshot(out) == before and sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "shards"]
+    # The next run completes, keeps the user's files and replaces the preparation as a whole.
+    (out / "NOTES.md").write_text("kept")
+    prep.prepare_shards([folder], out, val_fraction=0.1, shard_tokens=64, progress=False)
+    meta = json.loads((out / "meta.json").read_text())
+    listed = {s["file"] for split in meta["splits"].values() for s in split["shards"]}
+    assert {p.name for p in out.iterdir()} == listed | {"meta.json", "NOTES.md"}
+
+
+def test_a_jsonl_line_that_is_not_utf8_is_named_with_its_line_and_byte(tmp_path):
+    lines = [b'{"text": "fine"}\n', b'{"text": "caf\xe9"}\n']   # Latin-1 e-acute: not UTF-8
+    (tmp_path / "latin1.jsonl").write_bytes(b"".join(lines))
+    offset = len(lines[0]) + lines[1].index(b"\xe9")
+    with pytest.raises(ValueError, match=rf"latin1.jsonl:2: not UTF-8 text at byte {offset}\b"):
+        prep.prepare_shards([tmp_path / "latin1.jsonl"], tmp_path / "out", progress=False)
+
+
+def test_shards_are_checked_against_the_vocabulary_and_their_manifest_when_opened(corpus, tmp_path, enc):
+    folder, _ = corpus
+    out = tmp_path / "shards"
+    prep.prepare_shards([folder], out, val_fraction=0.1, shard_tokens=64, encoding=enc, progress=False)
+    data.ShardDataset(out, "train", 8, vocab_size=50304)            # a padded vocabulary is fine
+    with pytest.raises(ValueError, match=r"50257-token vocabulary, larger than the model's 1000"):
+        data.ShardDataset(out, "train", 8, vocab_size=1000)
+    # A shard whose ids exceed meta.json's vocabulary (written over by another tokenizer's ids).
+    meta = json.loads((out / "meta.json").read_text())
+    first = meta["splits"]["train"]["shards"][0]
+    ids = data.read_shard(out / first["file"]).copy()
+    ids[3] = 60000
+    data.write_shard(out / first["file"], ids)
+    with pytest.raises(ValueError, match=rf"{first['file']} holds token id 60000, outside the 50257-token"):
+        data.ShardDataset(out, "train", 8)
+    # A shard whose header disagrees with meta.json (one token short).
+    data.write_shard(out / first["file"], ids[:-1].clip(max=50256))
+    with pytest.raises(ValueError, match=rf"holds {len(ids) - 1} tokens but .*meta.json lists {len(ids)}"):
+        data.ShardDataset(out, "train", 8)
+    # Without meta.json, the model's vocabulary is still checked.
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    data.write_shard(loose / "train_000000.bin", np.array([1, 2, 999, 3] * 10))
+    data.ShardDataset(loose, "train", 8, vocab_size=1000)
+    with pytest.raises(ValueError, match=r"holds token id 999, outside the model's vocabulary \(ids 0..998\)"):
+        data.ShardDataset(loose, "train", 8, vocab_size=999)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # ShardDataset: rank slices, windows, exact resume
 
