@@ -240,19 +240,20 @@ def html_to_text(page: str) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 # 4. Characters: NFKC, control characters, broken encodings
 
-def _cp1252_continuation_chars() -> str:
-    # The characters that bytes 0x80-0xBF (UTF-8 continuation bytes) become when decoded as Windows-1252.
-    chars = []
+def _continuation_chars() -> str:
+    # The characters that bytes 0x80-0xBF (UTF-8 continuation bytes) become when decoded as Windows-1252, and
+    # as Latin-1 (which gives the C1 control characters U+0080-U+009F for the first 32 of them).
+    chars = [chr(byte) for byte in range(0x80, 0xC0)]
     for byte in range(0x80, 0xC0):
         try:
             chars.append(bytes([byte]).decode("cp1252"))
-        except UnicodeDecodeError:       # five bytes are undefined in cp1252; Latin-1 decoders give C1 controls
-            chars.append(chr(byte))
-    return "".join(chars)
+        except UnicodeDecodeError:       # five bytes (0x81, 0x8D, 0x8F, 0x90, 0x9D) are undefined in cp1252
+            pass
+    return "".join(sorted(set(chars)))
 
 
 # A UTF-8 lead byte (0xC2-0xF4) read as cp1252 is one of Â..ô; one to three continuation bytes follow it.
-MOJIBAKE_CANDIDATE = re.compile("[\u00c2-\u00f4][" + re.escape(_cp1252_continuation_chars()) + "]{1,3}")
+MOJIBAKE_CANDIDATE = re.compile("[\u00c2-\u00f4][" + re.escape(_continuation_chars()) + "]{1,3}")
 
 
 def _decode_back(sequence: str) -> str | None:
@@ -279,6 +280,11 @@ def repair_mojibake(text: str) -> str:
     return MOJIBAKE_CANDIDATE.sub(lambda m: _decode_back(m.group()) or m.group(), text)
 
 
+# Full-width punctuation (U+FF01-FF0F, FF1A-FF20, FF3B-FF40, FF5B-FF65); full-width letters and digits still fold.
+FULLWIDTH_PUNCTUATION = re.compile("[\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65]")
+FULLWIDTH_PUNCTUATION_SPLIT = re.compile("([\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65])")
+
+
 @dataclass
 class Normalised:
     text: str
@@ -291,14 +297,18 @@ def normalise(text: str) -> Normalised:
     """NFKC, line endings, control and format characters, whitespace at line ends; count broken encodings.
 
     NFKC folds characters that mean the same into one spelling (full-width "Ａ" -> "A", the ligature "ﬁ" -> "fi",
-    "①" -> "1"), so that filters and duplicate detection compare like with like. Tabs and newlines stay; other
+    "①" -> "1"), so that filters and duplicate detection compare like with like; full-width punctuation, the
+    normal punctuation of Chinese text, is left as it is. Tabs and newlines stay; other
     control characters (Cc) and invisible format characters (Cf: zero-width spaces, soft hyphens, byte-order
     marks) are removed.
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     # Look for mojibake before NFKC, which would turn the "™" of "â€™" into "TM" and hide it.
     mojibake = mojibake_sequences(text)
-    text = unicodedata.normalize("NFKC", text)
+    # NFKC, except for full-width punctuation: NFKC would turn Chinese "，" "：" "？" into ASCII ", : ?", which
+    # changes how Chinese text is written rather than how a character is encoded.
+    text = "".join(piece if FULLWIDTH_PUNCTUATION.fullmatch(piece) else unicodedata.normalize("NFKC", piece)
+                   for piece in FULLWIDTH_PUNCTUATION_SPLIT.split(text))
     kept = [c for c in text if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cf")]
     removed = len(text) - len(kept)
     text = "".join(kept)

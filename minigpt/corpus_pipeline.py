@@ -219,7 +219,8 @@ def run_pipeline(docs: list[Document], settings: Settings, langid_model=None, qu
         elif stage == "exact_dup":
             docs, removed = stage_exact_dup(docs, settings)
         else:
-            docs, removed, result.clusters = stage_near_dup(docs, settings, progress)
+            # Its own progress bars only for corpora large enough to wait for.
+            docs, removed, result.clusters = stage_near_dup(docs, settings, progress and len(docs) > 20_000)
         count_tokens(docs, encoding)   # extraction and filler removal change texts, so count again
         result.removed.extend(removed)
         result.funnel.append(StageCount(stage, docs_in, len(docs), tokens_in, sum(d.tokens for d in docs),

@@ -42,6 +42,7 @@ STOP_WORDS = {
 BANNED_WORDS = {"viagra", "casino", "porn", "xxx", "escort", "jackpot", "赌场", "博彩", "色情"}
 ELLIPSES = ("...", "…")
 BULLETS = ("•", "-", "*", "·", "‣", "▪", "–")
+_PUNCTUATION = "".join(chr(c) for c in range(0x21, 0x7F) if not chr(c).isalnum()) + "…“”‘’«»„–—"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -78,9 +79,11 @@ def word_count(t: Analysed) -> float:
 
 
 def mean_word_length(t: Analysed) -> float | None:
-    # Only words outside CJK scripts: a Chinese "word" here is one character, which would make every Chinese
-    # document fail a minimum of 3. With fewer than 10 such words (Chinese text) the rule does not apply.
-    latin = [w for w in t.words if not CJK_RE.match(w)]
+    # As Gopher measures it: whitespace-separated tokens (a URL is one long word), without surrounding
+    # punctuation. Tokens with CJK characters are left out: Chinese has no spaces, so its "tokens" are whole
+    # sentences. With fewer than 10 other tokens (Chinese text) the rule does not apply.
+    tokens = [tok.strip(_PUNCTUATION) for tok in t.text.split()]
+    latin = [tok for tok in tokens if tok and not CJK_RE.search(tok)]
     return sum(map(len, latin)) / len(latin) if len(latin) >= 10 else None
 
 
