@@ -28,6 +28,7 @@ from minigpt.corpus_pipeline import (LABELS, STAGES, Settings, evaluate, evaluat
                                      reason_kind, run_pipeline, write_outputs)
 from minigpt.dedup import choose_bands, s_curve
 from minigpt.files import atomic_open
+from minigpt.filters import default_rules
 from minigpt.mixture import gpt3_table, mix_argument, mixture, weights_from_ratio
 from minigpt.tokenizer import gpt2_tiktoken_encoding
 
@@ -77,12 +78,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.max_broken_chars < 0:
         p.error(f"--max-broken-chars must be at least 0, got {args.max_broken_chars}")
     args.thresholds = {}
+    rule_names = [r.name for r in default_rules()]
     for item in args.rule:
         name, _, value = item.partition("=")
         try:
             args.thresholds[name] = float(value)
         except ValueError:
             p.error(f"--rule expects NAME=NUMBER, got {item!r}")
+        if name not in rule_names:
+            p.error(f"--rule: no rule named {name!r}; rules: {', '.join(rule_names)}")
     return args
 
 
@@ -90,6 +94,8 @@ def print_funnel(result) -> None:
     print(f"\n{'stage':<10} {'docs in':>8} {'docs out':>9} {'tokens in':>10} {'tokens out':>11}   removed because")
     for row in funnel_rows(result):
         reasons = ", ".join(f"{k} {v}" for k, v in row["reasons"].items()) or "-"
+        if "skipped" in row["reasons"]:
+            reasons = "(stage skipped)"
         print(f"{row['stage']:<10} {row['docs_in']:>8,} {row['docs_out']:>9,} {row['tokens_in']:>10,} "
               f"{row['tokens_out']:>11,}   {reasons}")
 
@@ -272,9 +278,10 @@ def main(argv=None) -> None:
     print(f"   quality: held-out precision {held_out.precision:.3f}, recall {held_out.recall:.3f} for 'poor' "
           f"({held_out.n} documents)")
     unknown = set(settings.langs) - set(lid.languages)
-    if unknown:
-        sys.exit(f"error: --lang names {', '.join(sorted(unknown))}, which the identifier does not know "
-                 f"(it knows {', '.join(lid.languages)})")
+    if unknown:   # a bad option value: one line and status 2, as argparse's own errors
+        print(f"error: --lang names {', '.join(sorted(unknown))}, which the identifier does not know "
+              f"(it knows {', '.join(lid.languages)})", file=sys.stderr)
+        sys.exit(2)
 
     print("3. Running the stages: " + " -> ".join(STAGES))
     encoding = gpt2_tiktoken_encoding()

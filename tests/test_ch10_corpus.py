@@ -522,6 +522,7 @@ def run_script(*args, timeout=120):
 @pytest.mark.parametrize("args, option", [(["--dedup-threshold", "1.5"], "--dedup-threshold"),
                                           (["--on-error", "maybe"], "--on-error"),
                                           (["--num-perm", "0"], "--num-perm"), (["--rule", "min_words"], "--rule"),
+                                          (["--rule", "min_wrds=3"], "--rule"), (["--lang", "en,xx"], "--lang"),
                                           (["--bogus"], "--bogus")])
 def test_bad_options_end_with_one_line_naming_the_option_and_status_2(args, option):
     result = run_script(*args)
