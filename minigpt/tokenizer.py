@@ -416,17 +416,18 @@ class BPETokenizer:
         Text spelling an allowed special token becomes its id. By default no special token is allowed and all are
         disallowed: text containing one raises ValueError (it may come from an untrusted user). Pass
         `allowed_special="all"` or a set of them to encode them as special ids, or `disallowed_special=()` to read
-        them as ordinary text.
+        them as ordinary text. As in tiktoken, a name in `allowed_special` that is not a special token of this
+        tokenizer is ignored, and any text in `disallowed_special` raises when it occurs, special token or not.
+        Where one special token is a prefix of another and both match at one place, tiktoken's choice depends on
+        its internal hash order; here the longest allowed one wins. Unlike tiktoken, which reads a bare string as a
+        set of characters, a str other than "all" (or None) raises TypeError; any collection will do for a set.
         """
         if not isinstance(text, str):
             raise TypeError(f"encode expects a str, got {type(text).__name__}")
         if allowed_special == "all":
             allowed = set(self.special_tokens)
-        else:
-            allowed = set(_string_set(allowed_special, "allowed_special"))
-            if unknown := allowed - set(self.special_tokens):
-                raise ValueError(f"allowed_special names {sorted(unknown)}, which are not special tokens of this "
-                                 f"tokenizer (it has {sorted(self.special_tokens)})")
+        else:  # only names that are special tokens can match: a chapter may allow <|endoftext|> to any tokenizer
+            allowed = set(_string_set(allowed_special, "allowed_special")) & self.special_tokens.keys()
         if disallowed_special == "all":
             disallowed = set(self.special_tokens) - allowed
         else:
@@ -553,7 +554,7 @@ _CHUNK_BORDER = regex.compile(r"\S(?=\s)")  # its end is a place where every GPT
 
 
 def _string_set(value, name: str) -> Collection[str]:
-    if isinstance(value, str) or not all(isinstance(s, str) for s in value):
+    if isinstance(value, str) or not isinstance(value, Collection) or not all(isinstance(s, str) for s in value):
         raise TypeError(f"{name} must be 'all' or a collection of special-token strings such as "
                         f"{{'<|endoftext|>'}}, got {value!r}")
     return value
