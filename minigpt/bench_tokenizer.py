@@ -2,6 +2,7 @@
 
     python -m minigpt.bench_tokenizer                # writes minigpt/TOKENIZER_BENCHMARK.md
     python -m minigpt.bench_tokenizer --mb 1 --out /tmp/report.md
+    python -m minigpt.bench_tokenizer --only repeated   # reruns one section, replacing it in the report
 
 Encoding and training speed on a corpus taken from the standard library every Python ships (English from pydoc's
 topics and docstrings, code from the sources), so it runs offline. Not a test: timings depend on the machine and
@@ -15,6 +16,10 @@ from pathlib import Path
 from minigpt.files import write_text_atomic
 from minigpt.tokenizer import GPT2_SPLIT_PATTERN, INFINITY, BPETokenizer, gpt2_tiktoken_encoding, gpt2_tokenizer
 
+# One character repeated is one chunk of GPT-2's pattern however long it is ("ab" is two, for contrast): the case
+# where all the time goes into BPE on a single long piece.
+REPEATED = ["a", "!", "=", " ", "é", "日", "😀", "ab"]
+REPEATED_HEADING = "## Repeated characters"
 
 
 def stdlib_corpus(n_bytes: int) -> tuple[list[str], list[str]]:
@@ -88,14 +93,66 @@ def _hf_token_bytes(tokenizer) -> set[bytes]:
     return {bytes(char_to_byte[c] for c in token) for token in tokenizer.get_vocab()}
 
 
-def benchmark(megabytes: float = 5.0, vocab_size: int = 16_384, naive_kilobytes: int = 100,
-              naive_vocab_size: int = 1_024) -> str:
-    """Run the benchmark; returns a Markdown report."""
+def _machine(load: float) -> str:
+    """Where and with what the figures were measured, for the report."""
     import platform
     import time
     from importlib.metadata import version
 
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    cpu = platform.processor() or platform.machine()
+    return (f"on {time.strftime('%Y-%m-%d')}: {os.cpu_count()} CPU cores ({cpu}, {platform.system()}), shared with "
+            f"other work (load average {load:.1f} at the start), so repeat it before trusting a small difference. "
+            f"Python {platform.python_version()}, tiktoken {version('tiktoken')}, tokenizers {version('tokenizers')}, "
+            f"regex {version('regex')}.")
+
+
+def _load() -> float:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def repeated_characters(count: int = 200_000, repeats: int = 3) -> str:
+    """The "repeated characters" section: `count` times one character, one chunk, minigpt against tiktoken."""
+    load = _load()
+    encoding = gpt2_tiktoken_encoding()
+    tokenizer = gpt2_tokenizer()  # chunks this long are never cached, so every run encodes from scratch
+    rows = []
+    for unit in REPEATED:
+        text = unit * (count // len(unit))
+        tiktoken_time, ours = _timings([lambda: encoding.encode_ordinary(text),
+                                        lambda: tokenizer.encode_ordinary(text)], repeats)
+        same = tokenizer.encode_ordinary(text) == encoding.encode_ordinary(text)
+        rows.append(f"| {unit!r} × {count // len(unit):,} | {len(text.encode()):,} | {tiktoken_time * 1e3:.1f} | "
+                    f"{ours * 1e3:.1f} | {ours / tiktoken_time:.1f}x | {'yes' if same else 'NO'} |")
+        print(rows[-1])
+    return "\n".join([
+        REPEATED_HEADING,
+        "",
+        f"Written by `python -m minigpt.bench_tokenizer --only repeated` {_machine(load)} GPT-2's tokenizer, "
+        f"`encode_ordinary` of one text that is a single chunk, best of {repeats} interleaved runs each.",
+        "",
+        "| text | bytes | tiktoken ms | minigpt ms | minigpt / tiktoken | ids identical |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ])
+
+
+def replace_section(report: str, section: str) -> str:
+    """`report` with its section of the same heading replaced by `section` (appended if it has none)."""
+    heading = section.split("\n", 1)[0]
+    start = report.find(heading + "\n")
+    if start < 0:
+        return report.rstrip("\n") + "\n\n" + section if report.strip() else section
+    end = report.find("\n## ", start + len(heading))
+    return report[:start] + section + (report[end + 1:] if end >= 0 else "")
+
+
+def benchmark(megabytes: float = 5.0, vocab_size: int = 16_384, naive_kilobytes: int = 100,
+              naive_vocab_size: int = 1_024) -> str:
+    """Run the benchmark; returns a Markdown report."""
+    import time
+
+    load = _load()
     english_documents, code_documents = stdlib_corpus(int(megabytes * 1e6))
     english, code = "\n\n".join(english_documents), "\n\n".join(code_documents)
     mixed = english + "\n\n" + code
@@ -134,15 +191,10 @@ def benchmark(megabytes: float = 5.0, vocab_size: int = 16_384, naive_kilobytes:
     fast = BPETokenizer().train(small, naive_vocab_size)
     fast_time = time.perf_counter() - start
 
-    cpu = platform.processor() or platform.machine()
     report = [
         "# Tokenizer benchmark (chapter 1)",
         "",
-        f"Written by `python -m minigpt.bench_tokenizer` on {time.strftime('%Y-%m-%d')}: {os.cpu_count()} CPU cores "
-        f"({cpu}, {platform.system()}), shared with other work (load average {load:.1f} at the start), so repeat it "
-        f"before trusting a small difference. "
-        f"Python {platform.python_version()}, tiktoken {version('tiktoken')}, tokenizers {version('tokenizers')}, "
-        f"regex {version('regex')}.",
+        f"Written by `python -m minigpt.bench_tokenizer` {_machine(load)}",
         "",
         "Corpus: English from the Python standard library's pydoc help topics and docstrings, and its sources "
         "as code; another Python version ships other files, so the figures move a little with it.",
@@ -177,6 +229,7 @@ def benchmark(megabytes: float = 5.0, vocab_size: int = 16_384, naive_kilobytes:
         "",
         f"Same merges: {'yes' if naive.merges == fast.merges else 'NO'}.",
         "",
+        repeated_characters(),
     ]
     return "\n".join(report)
 
@@ -189,8 +242,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--vocab-size", type=int, default=16_384, help="vocabulary size for training (default 16384)")
     parser.add_argument("--out", default=str(Path(__file__).with_name("TOKENIZER_BENCHMARK.md")),
                         help="where to write the Markdown report (default minigpt/TOKENIZER_BENCHMARK.md)")
+    parser.add_argument("--only", choices=["repeated"], default=None,
+                        help="run only this section and replace it in the existing report (repeated characters)")
     args = parser.parse_args(argv)
-    report = benchmark(args.mb, args.vocab_size)
+    if args.only == "repeated":
+        out = Path(args.out)
+        report = replace_section(out.read_text(encoding="utf-8") if out.exists() else "", repeated_characters())
+    else:
+        report = benchmark(args.mb, args.vocab_size)
     write_text_atomic(args.out, report, newline="\n")
     print(report)
     print(f"Report written to {args.out}")

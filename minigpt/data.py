@@ -2,7 +2,8 @@
 
 A language model learns to predict the next token, so every training example is a window of `max_length` token
 ids (the inputs) paired with the same window moved one token to the right (the targets). `GPTDataset` slides such
-windows over one long stream of ids in which documents are joined by `<|endoftext|>`; a corpus too large for
+windows over one long stream of ids in which documents are joined by `<|endoftext|>` (by a blank line when the
+tokenizer has no such token, as one trained in chapter 1 without special tokens); a corpus too large for
 memory is tokenized once into binary shards (minigpt/prepare.py) that `ShardDataset` reads through memory maps, and
 `MixedDataset` draws windows from several sources with chosen probabilities (say 20% domain text, 80% general).
 
@@ -34,6 +35,7 @@ from minigpt.files import InputError, write_bytes_atomic
 from minigpt.tokenizer import end_of_text_id
 
 EOT = "<|endoftext|>"
+FALLBACK_SEPARATOR = "\n\n"  # between documents when the tokenizer has no <|endoftext|> (see document_separator)
 STORIES_DIR = Path(__file__).resolve().parent.parent / "data" / "stories"
 
 SHARD_MAGIC = b"MGTK"
@@ -46,19 +48,22 @@ META_FILE = "meta.json"
 # ---------------------------------------------------------------------------------------------------------------
 # Documents and token ids
 
-def _eot_id(tokenizer) -> int:
-    """The id of <|endoftext|>, the separator between documents; a tokenizer without one cannot join documents."""
-    eot = end_of_text_id(tokenizer)
-    if eot is None:
-        raise ValueError(f"the tokenizer {type(tokenizer).__name__} has no {EOT} token; documents need a separator")
-    return int(eot)
-
-
 def _encode_ordinary(tokenizer, text: str) -> list[int]:
     # A document's own text is ordinary text: a literal "<|endoftext|>" inside it must not become the separator.
     if hasattr(tokenizer, "encode_ordinary"):
         return list(tokenizer.encode_ordinary(text))
     return list(tokenizer.encode(text, allowed_special=set(), disallowed_special=()))
+
+
+def document_separator(tokenizer) -> list[int]:
+    """The ids put between two documents: the <|endoftext|> id, or the ids of a blank line if the tokenizer has none.
+
+    A tokenizer trained in chapter 1 without special tokens has no id that could only mean "a new document starts";
+    a blank line (FALLBACK_SEPARATOR, read as ordinary text) at least keeps the last word of one document from
+    running into the first of the next. Train with special_tokens=["<|endoftext|>"] for a true separator.
+    """
+    eot = end_of_text_id(tokenizer)
+    return [int(eot)] if eot is not None else _encode_ordinary(tokenizer, FALLBACK_SEPARATOR)
 
 
 def load_stories(folder: str | os.PathLike | None = None) -> list[str]:
@@ -74,14 +79,18 @@ def load_stories(folder: str | os.PathLike | None = None) -> list[str]:
 
 
 def join_documents(docs: Sequence[str], tokenizer) -> list[int]:
-    """Token ids of all documents, with one <|endoftext|> id between neighbours (like "<|endoftext|>".join(docs))."""
+    """Token ids of all documents, each encoded alone as ordinary text, with `document_separator` between neighbours.
+
+    With an <|endoftext|> token that is one id, and the result equals tiktoken's encoding of
+    "<|endoftext|>".join(docs) with that token allowed; without one, the separator is the ids of a blank line.
+    """
     if isinstance(docs, str) or not docs:
         raise ValueError("join_documents expects a non-empty list of document strings")
-    eot = _eot_id(tokenizer)
+    separator = document_separator(tokenizer)
     ids: list[int] = []
     for i, doc in enumerate(docs):
         if i:
-            ids.append(eot)
+            ids.extend(separator)
         ids.extend(_encode_ordinary(tokenizer, doc))
     return ids
 
@@ -141,8 +150,12 @@ class GPTDataset(Dataset):
 
     @classmethod
     def from_text(cls, text: str, tokenizer, max_length: int, stride: int) -> "GPTDataset":
-        """Tokenize `text` (an <|endoftext|> written in it separates documents) and window it."""
-        return cls(tokenizer.encode(text, allowed_special={EOT}), max_length, stride)
+        """Tokenize `text` and window it; each <|endoftext|> written in it separates documents.
+
+        The ids are `join_documents(text.split("<|endoftext|>"), tokenizer)`: with any tokenizer, so one without
+        that token gets a blank line at each (see document_separator); other special-token text is ordinary text.
+        """
+        return cls(join_documents(text.split(EOT), tokenizer), max_length, stride)
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -158,7 +171,9 @@ def create_dataloader(text_or_ids, batch_size: int = 4, max_length: int = 256, s
                       tokenizer=None) -> DataLoader:
     """A DataLoader of (inputs, targets) batches of shape (batch_size, max_length) from text, documents or ids.
 
-    `text_or_ids`: a string, a list of document strings (joined with <|endoftext|>), or a sequence of token ids.
+    `text_or_ids`: a string (an <|endoftext|> in it separates documents, see GPTDataset.from_text), a list of
+    document strings (joined by join_documents), or a sequence of token ids. `tokenizer`: GPT-2's by default, or
+    any chapter 1 BPETokenizer, with or without an <|endoftext|> special token.
     The loader shuffles with its own generator seeded by `seed`, so the order of batches is the same on every run
     (and differs from epoch to epoch, as the generator moves on).
     """

@@ -11,6 +11,7 @@ Read it in this order:
   3. train_merges                   the same merges, fast: only the counts a merge changed are updated
   4. BPETokenizer                   pre-tokenization, training, encode/decode, special tokens, save/load
   5. gpt2_tokenizer                 GPT-2's vocabulary from data/gpt2.tiktoken (and gpt2_tiktoken_encoding)
+  6. _bpe_long                      speed only: the same tokens for long chunks (a line of 10,000 '=' is one)
 
 What it does not do: no normalisation (NFC/NFKC) and no byte fallback tricks; special tokens are recognised only
 when `encode` is told to allow them. Its speed against tiktoken and Hugging Face `tokenizers` is measured by
@@ -25,6 +26,7 @@ import heapq
 import json
 import operator
 import re
+import sys
 from collections import Counter, defaultdict
 from itertools import chain
 from pathlib import Path
@@ -216,34 +218,6 @@ def bpe_by_rank(piece: bytes, ranks: dict[bytes, int], max_rank: float = INFINIT
     return parts
 
 
-def _bpe_by_rank_long(piece: bytes, ranks: dict[bytes, int]) -> list[bytes]:
-    """`bpe_by_rank` for long pieces (a megabyte of '=' is one chunk): a heap and a linked list, O(n log n).
-
-    The heap holds (rank, start) for adjacent pairs; start (a byte offset) makes ties go to the leftmost pair.
-    An entry is stale if its pair changed since it was pushed; the pair's bytes then changed too, and so its rank.
-    """
-    n = len(piece)
-    parts = {i: piece[i:i + 1] for i in range(n)}  # start offset -> token bytes, for the tokens still alive
-    next_start = list(range(1, n + 1))
-    prev_start = list(range(-1, n - 1))
-    heap = [(rank, i) for i in range(n - 1) if (rank := ranks.get(piece[i:i + 2])) is not None]
-    heapq.heapify(heap)
-    while heap:
-        rank, i = heapq.heappop(heap)
-        j = next_start[i] if i in parts else n
-        if j >= n or ranks.get(parts[i] + parts[j]) != rank:
-            continue
-        parts[i] += parts.pop(j)
-        next_start[i] = next_start[j]
-        if next_start[i] < n:
-            prev_start[next_start[i]] = i
-            if (right := ranks.get(parts[i] + parts[next_start[i]])) is not None:
-                heapq.heappush(heap, (right, i))
-        if (p := prev_start[i]) >= 0 and (left := ranks.get(parts[p] + parts[i])) is not None:
-            heapq.heappush(heap, (left, p))
-    return [parts[i] for i in sorted(parts)]
-
-
 class _ChunkCache(dict):
     """chunk text -> token ids; a missing chunk is encoded on first use and remembered."""
 
@@ -372,8 +346,9 @@ class BPETokenizer:
         ranks = self._ranks
         if piece in ranks:  # most chunks of ordinary text are a single token
             return [ranks[piece]]
-        parts = bpe_by_rank(piece, ranks) if len(piece) < 512 else _bpe_by_rank_long(piece, ranks)
-        return [ranks[part] for part in parts]
+        if len(piece) >= 512:
+            return _bpe_long(piece, ranks, self.vocab)
+        return [ranks[part] for part in bpe_by_rank(piece, ranks)]
 
     def encode_ordinary(self, text: str) -> list[int]:
         """Token ids of `text`, reading special-token text as ordinary text."""
@@ -416,17 +391,18 @@ class BPETokenizer:
         Text spelling an allowed special token becomes its id. By default no special token is allowed and all are
         disallowed: text containing one raises ValueError (it may come from an untrusted user). Pass
         `allowed_special="all"` or a set of them to encode them as special ids, or `disallowed_special=()` to read
-        them as ordinary text.
+        them as ordinary text. As in tiktoken, a name in `allowed_special` that is not a special token of this
+        tokenizer is ignored, and any text in `disallowed_special` raises when it occurs, special token or not.
+        Where one special token is a prefix of another and both match at one place, tiktoken's choice depends on
+        its internal hash order; here the longest allowed one wins. Unlike tiktoken, which reads a bare string as a
+        set of characters, a str other than "all" (or None) raises TypeError; any collection will do for a set.
         """
         if not isinstance(text, str):
             raise TypeError(f"encode expects a str, got {type(text).__name__}")
         if allowed_special == "all":
             allowed = set(self.special_tokens)
-        else:
-            allowed = set(_string_set(allowed_special, "allowed_special"))
-            if unknown := allowed - set(self.special_tokens):
-                raise ValueError(f"allowed_special names {sorted(unknown)}, which are not special tokens of this "
-                                 f"tokenizer (it has {sorted(self.special_tokens)})")
+        else:  # only names that are special tokens can match: a chapter may allow <|endoftext|> to any tokenizer
+            allowed = set(_string_set(allowed_special, "allowed_special")) & self.special_tokens.keys()
         if disallowed_special == "all":
             disallowed = set(self.special_tokens) - allowed
         else:
@@ -553,7 +529,7 @@ _CHUNK_BORDER = regex.compile(r"\S(?=\s)")  # its end is a place where every GPT
 
 
 def _string_set(value, name: str) -> Collection[str]:
-    if isinstance(value, str) or not all(isinstance(s, str) for s in value):
+    if isinstance(value, str) or not isinstance(value, Collection) or not all(isinstance(s, str) for s in value):
         raise TypeError(f"{name} must be 'all' or a collection of special-token strings such as "
                         f"{{'<|endoftext|>'}}, got {value!r}")
     return value
@@ -629,3 +605,77 @@ def end_of_text_id(tokenizer) -> int | None:
     if special_set is not None and GPT2_ENDOFTEXT in special_set:
         return tokenizer.eot_token
     return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 6. Speed only: BPE on long pieces, with exactly `bpe_by_rank`'s result (which rescans the piece after every merge:
+# quadratic in its length). Merge levels: while the lowest-ranked pair is (a, b) and no pair a merge creates ranks
+# lower, BPE merges the occurrences of (a, b) one after another from the left, never overlapping: what str.replace
+# does. With each token written as one character, chr(id), a whole level is one replace, run in C. A level is taken
+# only if no pair that can arise next to the new token, (x, new) or (new, x) for any x present, ranks lower (a test
+# that may refuse a safe level, never admits an unsafe one); the heap finishes what levels leave. No other pair can
+# spell the new token where it is lowest: each occurrence of its bytes went through the same merges. Levels pay on
+# repetitive pieces (200,000 "a" take a dozen); a piece of many distinct tokens goes to the heap at once.
+
+_MAX_LEVEL_SYMBOLS = 8  # distinct tokens in a piece beyond which the heap takes over
+_MAX_LEVELS = 64  # bounds the scans of one piece when a vocabulary makes levels short
+
+
+def _bpe_long(piece: bytes, ranks: dict[bytes, int], vocab: list[bytes]) -> list[int]:
+    """The ids of `bpe_by_rank(piece, ranks)` for a long piece: whole merge levels while they are safe, then a heap."""
+    byte_ids = [ranks[bytes([b])] for b in range(256)]
+    # Levels need the bytes to be ids 0-255 (as in GPT-2's and every trained vocabulary) and each id a character.
+    if max(byte_ids) > 255 or len(vocab) > sys.maxunicode + 1:
+        return [ranks[part] for part in _bpe_by_heap([piece[i:i + 1] for i in range(len(piece))], ranks)]
+    text, finished = _merge_levels(piece.translate(bytes(byte_ids)).decode("latin-1"), ranks, vocab)
+    if finished:
+        return list(map(ord, text))
+    return [ranks[part] for part in _bpe_by_heap([vocab[ord(c)] for c in text], ranks)]
+
+
+def _merge_levels(text: str, ranks: dict[bytes, int], vocab: list[bytes]) -> tuple[str, bool]:
+    """Merge whole levels of `text` (a token id per character); True once no pair is left, False at an unsafe level."""
+    def rank(a: str, b: str) -> float:
+        return ranks.get(vocab[ord(a)] + vocab[ord(b)], INFINITY)
+
+    for _ in range(_MAX_LEVELS):
+        symbols = set(text)
+        if len(symbols) > _MAX_LEVEL_SYMBOLS:
+            break
+        candidates = sorted((r, a + b) for a in symbols for b in symbols if (r := rank(a, b)) < INFINITY)
+        best, pair = next(((r, pair) for r, pair in candidates if pair in text), (None, None))
+        if pair is None:
+            return text, True
+        new = chr(best)
+        if any(min(rank(x, new), rank(new, x)) < best for x in symbols | {new}):
+            break  # a pair this level may create would be merged before the rest of the level
+        text = text.replace(pair, new)
+    return text, False
+
+
+def _bpe_by_heap(parts: list[bytes], ranks: dict[bytes, int]) -> list[bytes]:
+    """`bpe_by_rank` continued from `parts`, the tokens of one piece so far: a heap and a linked list, O(n log n).
+
+    The heap holds (rank, index) for adjacent pairs; the index (a part's position) makes ties go to the leftmost
+    pair. An entry is stale if its pair changed since it was pushed; the pair's bytes then changed too, and so its rank.
+    """
+    n = len(parts)
+    alive = dict(enumerate(parts))  # index -> token bytes, for the tokens still alive
+    next_start = list(range(1, n + 1))
+    prev_start = list(range(-1, n - 1))
+    heap = [(rank, i) for i in range(n - 1) if (rank := ranks.get(parts[i] + parts[i + 1])) is not None]
+    heapq.heapify(heap)
+    while heap:
+        rank, i = heapq.heappop(heap)
+        j = next_start[i] if i in alive else n
+        if j >= n or ranks.get(alive[i] + alive[j]) != rank:
+            continue
+        alive[i] += alive.pop(j)
+        next_start[i] = next_start[j]
+        if next_start[i] < n:
+            prev_start[next_start[i]] = i
+            if (right := ranks.get(alive[i] + alive[next_start[i]])) is not None:
+                heapq.heappush(heap, (right, i))
+        if (p := prev_start[i]) >= 0 and (left := ranks.get(alive[p] + alive[i])) is not None:
+            heapq.heappush(heap, (left, p))
+    return list(alive.values())  # a dict keeps the order its keys were added in: left to right

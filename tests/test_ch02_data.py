@@ -9,9 +9,10 @@ import struct
 
 import numpy as np
 import pytest
+import tiktoken
 import torch
 
-from minigpt.tokenizer import gpt2_tiktoken_encoding, gpt2_tokenizer
+from minigpt.tokenizer import TIKTOKEN_R50K_PATTERN, BPETokenizer, gpt2_tiktoken_encoding, gpt2_tokenizer
 from tests._impl import load_impl
 
 data = load_impl("minigpt.data")
@@ -145,6 +146,91 @@ def test_bundled_stories_load_and_window(enc):
     assert len(stories) >= 2 and all(stories)
     ids = data.join_documents(stories, enc)
     assert ids.count(enc.eot_token) == len(stories) - 1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A tokenizer the learner trained in chapter 1, with and without an <|endoftext|> special token
+
+DOCS = ["Once upon a time a fox counted the stars.", "  The owl, who could not sleep, counted them too.",
+        "They never agreed: 1,204 or 1,205?\n\nThe end."]
+
+
+@pytest.fixture(scope="module")
+def trained_tokenizers():
+    """(without, with) <|endoftext|>: BPETokenizers trained on the bundled stories to 300 ids, as in chapter 1."""
+    text = "\n\n".join(data.load_stories())
+    return BPETokenizer().train(text, 300), BPETokenizer().train(text, 300, special_tokens=[EOT])
+
+
+def stream_by_hand(docs, tokenizer) -> list[int]:
+    """The documented stream, from the tokenizer's own calls: the <|endoftext|> id between documents when it has
+    one (tiktoken's rule for the joined text), else the ids of a blank line ("\n\n") between their ordinary ids."""
+    if EOT in tokenizer.special_tokens:
+        return tokenizer.encode(EOT.join(docs), allowed_special={EOT})
+    ids = tokenizer.encode_ordinary(docs[0])
+    for doc in docs[1:]:
+        ids += tokenizer.encode_ordinary("\n\n") + tokenizer.encode_ordinary(doc)
+    return ids
+
+
+def loader_windows(loader) -> tuple[torch.Tensor, torch.Tensor]:
+    inputs, targets = zip(*loader)
+    return torch.cat(inputs), torch.cat(targets)
+
+
+@pytest.mark.parametrize("which", ["without <|endoftext|>", "with <|endoftext|>"])
+def test_chapter_2_works_with_a_freshly_trained_tokenizer(trained_tokenizers, which):
+    tokenizer = trained_tokenizers[which.startswith("with ")]
+    expected = stream_by_hand(DOCS, tokenizer)
+    # The separator decodes to what it stands for, so the stream is the joined text, token for token.
+    joiner = EOT if which.startswith("with ") else "\n\n"
+    assert tokenizer.decode(expected) == joiner.join(DOCS)
+    assert data.join_documents(DOCS, tokenizer) == expected
+    # A string with <|endoftext|> written between the documents gives the same stream as the list of documents.
+    dataset = data.GPTDataset.from_text(EOT.join(DOCS), tokenizer, max_length=6, stride=4)
+    assert dataset.token_ids.tolist() == expected
+    windows = reference_windows(torch.tensor(expected), 6, 4)
+    for source in (EOT.join(DOCS), DOCS):
+        loader = data.create_dataloader(source, batch_size=3, max_length=6, stride=4, shuffle=False,
+                                        drop_last=False, tokenizer=tokenizer)
+        x, y = loader_windows(loader)
+        assert torch.equal(x, windows[:, :-1]) and torch.equal(y, windows[:, 1:])
+
+
+def test_a_trained_tokenizer_with_endoftext_gives_tiktokens_ids(trained_tokenizers):
+    # tiktoken, given the trained vocabulary, is the reference that does not go through minigpt's encode.
+    tokenizer = trained_tokenizers[1]
+    twin = tiktoken.Encoding("trained", pat_str=TIKTOKEN_R50K_PATTERN, special_tokens=tokenizer.special_tokens,
+                             mergeable_ranks={token: i for i, token in enumerate(tokenizer.vocab)})
+    text = EOT.join(DOCS)
+    expected = twin.encode(text, allowed_special={EOT})
+    assert expected.count(tokenizer.special_tokens[EOT]) == len(DOCS) - 1
+    assert data.GPTDataset.from_text(text, tokenizer, 6, 4).token_ids.tolist() == expected
+    assert data.join_documents(DOCS, tokenizer) == expected
+    # With tiktoken's Encoding itself as chapter 2's tokenizer, the ids are the same.
+    assert data.join_documents(DOCS, twin) == expected
+
+
+def test_the_issue_example_a_plain_text_and_a_tokenizer_trained_on_it():
+    # create_dataloader(text, tokenizer=BPETokenizer().train(text, 300)): no <|endoftext|> anywhere.
+    text = " ".join(data.load_stories())[:20_000]
+    tokenizer = BPETokenizer().train(text, 300)
+    loader = data.create_dataloader(text, batch_size=4, max_length=32, stride=32, shuffle=False, tokenizer=tokenizer)
+    windows = reference_windows(torch.tensor(tokenizer.encode_ordinary(text)), 32, 32)
+    x, y = loader_windows(loader)
+    assert len(x) == len(windows) // 4 * 4  # drop_last drops the last incomplete batch
+    assert torch.equal(x, windows[:len(x), :-1]) and torch.equal(y, windows[:len(x), 1:])
+
+
+def test_document_text_stays_text_with_a_trained_tokenizer(trained_tokenizers):
+    # Other special-token text inside a document is ordinary text, as join_documents encodes documents.
+    plain = trained_tokenizers[0]
+    with_sep = BPETokenizer().train("\n\n".join(DOCS), 280, special_tokens=["<|sep|>"])
+    for tokenizer in (plain, with_sep):
+        docs = ["a <|sep|> b", "c"]
+        expected = tokenizer.encode_ordinary(docs[0]) + tokenizer.encode_ordinary("\n\n") + tokenizer.encode("c")
+        assert data.join_documents(docs, tokenizer) == expected
+        assert data.GPTDataset.from_text(EOT.join(docs), tokenizer, 2, 1).token_ids.tolist() == expected
 
 
 # ---------------------------------------------------------------------------------------------------------------
