@@ -14,9 +14,10 @@ import matplotlib.pyplot as plt
 import torch
 
 from minigpt.data import (STORIES_DIR, GPTDataset, MixedDataset, ShardDataset, create_dataloader, join_documents,
-                          load_stories, prepare_shards)
+                          load_stories)
 from minigpt.device import pick_device
 from minigpt.files import save_figure
+from minigpt.prepare import prepare_shards
 from minigpt.tokenizer import gpt2_tiktoken_encoding, gpt2_tokenizer
 
 

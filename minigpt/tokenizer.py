@@ -11,7 +11,7 @@ Read it in this order:
   3. train_merges                   the same merges, fast: only the counts a merge changed are updated
   4. BPETokenizer                   pre-tokenization, training, encode/decode, special tokens, save/load
   5. gpt2_tokenizer                 GPT-2's vocabulary from data/gpt2.tiktoken (and gpt2_tiktoken_encoding)
-  6. _bpe_long                      speed only: the same tokens for long chunks (a line of 10,000 '=' is one)
+  6. minigpt/long_pieces.py         speed only: the same tokens for long chunks (a line of 10,000 '=' is one)
 
 What it does not do: no normalisation (NFC/NFKC) and no byte fallback tricks; special tokens are recognised only
 when `encode` is told to allow them. Its speed against tiktoken and Hugging Face `tokenizers` is measured by
@@ -26,7 +26,6 @@ import heapq
 import json
 import operator
 import re
-import sys
 from collections import Counter, defaultdict
 from itertools import chain
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Collection, Iterable, Literal
 import regex
 
 from minigpt.files import write_text_atomic
+from minigpt.long_pieces import bpe_long
 
 # GPT-2's pre-tokenization pattern, as released with GPT-2. Its alternatives, tried left to right at each position:
 #   's|'t|'re|'ve|'m|'ll|'d   English contractions (lower case only: "DON'T" splits differently from "don't")
@@ -347,7 +347,7 @@ class BPETokenizer:
         if piece in ranks:  # most chunks of ordinary text are a single token
             return [ranks[piece]]
         if len(piece) >= 512:
-            return _bpe_long(piece, ranks, self.vocab)
+            return bpe_long(piece, ranks, self.vocab)
         return [ranks[part] for part in bpe_by_rank(piece, ranks)]
 
     def encode_ordinary(self, text: str) -> list[int]:
@@ -605,77 +605,3 @@ def end_of_text_id(tokenizer) -> int | None:
     if special_set is not None and GPT2_ENDOFTEXT in special_set:
         return tokenizer.eot_token
     return None
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# 6. Speed only: BPE on long pieces, with exactly `bpe_by_rank`'s result (which rescans the piece after every merge:
-# quadratic in its length). Merge levels: while the lowest-ranked pair is (a, b) and no pair a merge creates ranks
-# lower, BPE merges the occurrences of (a, b) one after another from the left, never overlapping: what str.replace
-# does. With each token written as one character, chr(id), a whole level is one replace, run in C. A level is taken
-# only if no pair that can arise next to the new token, (x, new) or (new, x) for any x present, ranks lower (a test
-# that may refuse a safe level, never admits an unsafe one); the heap finishes what levels leave. No other pair can
-# spell the new token where it is lowest: each occurrence of its bytes went through the same merges. Levels pay on
-# repetitive pieces (200,000 "a" take a dozen); a piece of many distinct tokens goes to the heap at once.
-
-_MAX_LEVEL_SYMBOLS = 8  # distinct tokens in a piece beyond which the heap takes over
-_MAX_LEVELS = 64  # bounds the scans of one piece when a vocabulary makes levels short
-
-
-def _bpe_long(piece: bytes, ranks: dict[bytes, int], vocab: list[bytes]) -> list[int]:
-    """The ids of `bpe_by_rank(piece, ranks)` for a long piece: whole merge levels while they are safe, then a heap."""
-    byte_ids = [ranks[bytes([b])] for b in range(256)]
-    # Levels need the bytes to be ids 0-255 (as in GPT-2's and every trained vocabulary) and each id a character.
-    if max(byte_ids) > 255 or len(vocab) > sys.maxunicode + 1:
-        return [ranks[part] for part in _bpe_by_heap([piece[i:i + 1] for i in range(len(piece))], ranks)]
-    text, finished = _merge_levels(piece.translate(bytes(byte_ids)).decode("latin-1"), ranks, vocab)
-    if finished:
-        return list(map(ord, text))
-    return [ranks[part] for part in _bpe_by_heap([vocab[ord(c)] for c in text], ranks)]
-
-
-def _merge_levels(text: str, ranks: dict[bytes, int], vocab: list[bytes]) -> tuple[str, bool]:
-    """Merge whole levels of `text` (a token id per character); True once no pair is left, False at an unsafe level."""
-    def rank(a: str, b: str) -> float:
-        return ranks.get(vocab[ord(a)] + vocab[ord(b)], INFINITY)
-
-    for _ in range(_MAX_LEVELS):
-        symbols = set(text)
-        if len(symbols) > _MAX_LEVEL_SYMBOLS:
-            break
-        candidates = sorted((r, a + b) for a in symbols for b in symbols if (r := rank(a, b)) < INFINITY)
-        best, pair = next(((r, pair) for r, pair in candidates if pair in text), (None, None))
-        if pair is None:
-            return text, True
-        new = chr(best)
-        if any(min(rank(x, new), rank(new, x)) < best for x in symbols | {new}):
-            break  # a pair this level may create would be merged before the rest of the level
-        text = text.replace(pair, new)
-    return text, False
-
-
-def _bpe_by_heap(parts: list[bytes], ranks: dict[bytes, int]) -> list[bytes]:
-    """`bpe_by_rank` continued from `parts`, the tokens of one piece so far: a heap and a linked list, O(n log n).
-
-    The heap holds (rank, index) for adjacent pairs; the index (a part's position) makes ties go to the leftmost
-    pair. An entry is stale if its pair changed since it was pushed; the pair's bytes then changed too, and so its rank.
-    """
-    n = len(parts)
-    alive = dict(enumerate(parts))  # index -> token bytes, for the tokens still alive
-    next_start = list(range(1, n + 1))
-    prev_start = list(range(-1, n - 1))
-    heap = [(rank, i) for i in range(n - 1) if (rank := ranks.get(parts[i] + parts[i + 1])) is not None]
-    heapq.heapify(heap)
-    while heap:
-        rank, i = heapq.heappop(heap)
-        j = next_start[i] if i in alive else n
-        if j >= n or ranks.get(alive[i] + alive[j]) != rank:
-            continue
-        alive[i] += alive.pop(j)
-        next_start[i] = next_start[j]
-        if next_start[i] < n:
-            prev_start[next_start[i]] = i
-            if (right := ranks.get(alive[i] + alive[next_start[i]])) is not None:
-                heapq.heappush(heap, (right, i))
-        if (p := prev_start[i]) >= 0 and (left := ranks.get(alive[p] + alive[i])) is not None:
-            heapq.heappush(heap, (left, p))
-    return list(alive.values())  # a dict keeps the order its keys were added in: left to right
