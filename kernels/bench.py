@@ -625,15 +625,23 @@ def stage_layernorm(check: GpuCheck, result: dict) -> None:
         result["progress"] = f"{i + 1} of {len(widths)} widths: N = " + ", ".join(str(w) for w in widths[:i + 1])
 
 
-def stage_plots(check: GpuCheck, result: dict) -> None:
-    """At most two PNGs, from whatever the attention and LayerNorm stages finished."""
+def start_plots(result: dict) -> bool:
+    """Begin a plots stage's result (files, notes, matplotlib's version); False, with a note, without matplotlib.
+    Shared with minigpt/bench_train.py's training check (issue 19)."""
     result.update(files=[], notes=[])
     try:
         import matplotlib
     except ImportError:
         result["notes"].append("matplotlib is not installed: plots skipped")
-        return
+        return False
     result["matplotlib"] = matplotlib.__version__
+    return True
+
+
+def stage_plots(check: GpuCheck, result: dict) -> None:
+    """At most two PNGs, from whatever the attention and LayerNorm stages finished."""
+    if not start_plots(result):
+        return
     attention = (check.stage("attention") or {}).get("result", {})
     layernorm = (check.stage("layernorm") or {}).get("result", {})
     for name, rows, plot in (
@@ -684,16 +692,23 @@ def _num(x) -> str:
     return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
 
 
-def _markdown_stage(stage: dict) -> list[str]:
-    result = stage["result"]
-    title = {"machine": "(a) Machine", "tests": "(b) Chapter 5 GPU tests", "attention": "(c) Attention",
-             "layernorm": "(d) LayerNorm", "plots": "Plots"}.get(stage["name"], stage["name"])
+def stage_heading(stage: dict, title: str) -> list[str]:
+    """A stage's Markdown heading (title, status, seconds of its budget), then its error and traceback if any.
+    Shared with minigpt/bench_train.py's training check (issue 19)."""
     seconds = "…" if stage["seconds"] is None else f"{stage['seconds']:.1f}"
     lines = [f"## {title}: {stage['status']} ({seconds} s of a {stage['budget_s']:g} s budget)", ""]
     if stage.get("error"):
         lines += [f"**{stage['error']}**", ""]
     if stage.get("traceback"):
         lines += ["```text", stage["traceback"].rstrip()[-1500:], "```", ""]
+    return lines
+
+
+def _markdown_stage(stage: dict) -> list[str]:
+    result = stage["result"]
+    title = {"machine": "(a) Machine", "tests": "(b) Chapter 5 GPU tests", "attention": "(c) Attention",
+             "layernorm": "(d) LayerNorm", "plots": "Plots"}.get(stage["name"], stage["name"])
+    lines = stage_heading(stage, title)
     if stage["name"] == "machine":
         keys = [k for k in ("gpu", "driver", "cuda", "cudnn", "torch", "triton", "numpy", "python", "compute_capability",
                             "sm_count", "memory_gib", "platform") if k in result]

@@ -637,13 +637,9 @@ def _plot_resume(resume: dict, path: Path) -> None:
 
 def stage_plots(check, result: dict) -> None:
     """At most two PNGs, from whatever the step and resume stages finished."""
-    result.update(files=[], notes=[])
-    try:
-        import matplotlib
-    except ImportError:
-        result["notes"].append("matplotlib is not installed: plots skipped")
+    from kernels.bench import start_plots
+    if not start_plots(result):
         return
-    result["matplotlib"] = matplotlib.__version__
     ways = _results(check, TRAIN_CHECK_WAYS)
     resume = _results(check, ["resume"]).get("resume", {})
     plots = (("steps", any(r.get("ms_per_step") for r in ways.values()), lambda p: _plot_steps(ways, p)),
@@ -659,115 +655,123 @@ def stage_plots(check, result: dict) -> None:
 
 # ---- the Markdown report
 
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    from kernels.bench import _markdown_table   # chapter 5's report helpers (imported when a report is written)
+    return _markdown_table(header, rows)
+
+
+def _num(x) -> str:
+    from kernels.bench import _num
+    return _num(x)
+
+
 def _gib(n: int | None) -> str:
     return "n/a" if n is None else f"{n / GIB:.2f} GiB"
 
 
 def _md_machine(result: dict) -> list[str]:
-    from kernels.bench import _markdown_table, _num
     keys = ("gpu", "driver", "cuda", "torch", "triton", "transformers", "numpy", "python", "compute_capability",
             "sm_count", "memory_gib")
     rows = [[key, _num(result[key])] for key in keys if key in result]
     if "matmul_tflops" in result:
         rows.append([f"matmul {result['matmul']} (ceiling)", f"{_num(result['matmul_tflops'])} TFLOP/s"])
-    return [_markdown_table(["", "value"], rows), ""]
+    return [_table(["", "value"], rows), ""]
 
 
 def _md_tests(result: dict) -> list[str]:
-    if "command" not in result:
-        return []
     counts = ", ".join(f"{v} {k}" for k, v in result.get("counts", {}).items()) or "no counts"
     return [f"`{result['command']}` (time limit {result['time_limit_s']:g} s): {counts}; exit code "
             f"{result.get('returncode')}; full output in `{result.get('log')}`.", "", "```text",
             result.get("tail", "").rstrip()[-2000:], "```", ""]
 
 
+def _md_profile(profile: dict) -> list[str]:
+    shares = ["n/a" if profile["share"][c] is None else f"{profile['share'][c]:.0%}" for c in PROFILE_CATEGORIES]
+    return [f"One profiled step, {profile['measure']} by kernel name ({profile['total_ms']:.1f} ms in a "
+            f"{profile['wall_ms']:.1f} ms step):", "",
+            _table(["", *PROFILE_CATEGORIES], [["ms", *(_num(profile["ms"][c]) for c in PROFILE_CATEGORIES)],
+                                               ["share", *shares]]), ""]
+
+
 def _md_step(result: dict) -> list[str]:
-    from kernels.bench import _markdown_table, _num
-    if "ms_per_step" not in result:
-        return []
+    estimate_args = ", ".join(f"{k}={v}" for k, v in result.get("estimate_memory_args", {}).items())
     lines = [f"{result['model']}; attention {result['attention_impl']}, LayerNorm {result['layernorm_impl']}, "
              f"torch.compile {'on' if result['compile'] else 'off'} (ran compiled: {result['compiled']}), "
              f"batch {result['batch']} x {result['context']}, dtype {result['dtype']}; {result['steps']} timed steps "
              f"after {result['warmup']} untimed ({result['warmup_s']:.1f} s, compilation included).", "",
-             _markdown_table(["ms/step", "tokens/s", "MFU", "peak memory", "estimate_memory", "measured / estimate"],
-                             [[_num(result["ms_per_step"]), _num(result["tokens_per_s"]), format_mfu(result["mfu"]),
-                               _gib(result["peak_memory_bytes"]), _gib(result.get("estimated_memory_bytes")),
-                               _num(result.get("memory_ratio"))]]), "",
-             "Estimate: estimate_memory(cfg, batch, context, "
-             + ", ".join(f"{k}={v}" for k, v in result.get("estimate_memory_args", {}).items())
-             + ") (see minigpt.bench_train.memory_estimate_args); allocated when the model was built (its weights "
-             + f"and anything an earlier stage left): {_gib(result.get('allocated_before_bytes'))}.", ""]
-    profile = result.get("profile")
-    if profile:
-        lines += [f"One profiled step, {profile['measure']} by kernel name ({profile['total_ms']:.1f} ms in a "
-                  f"{profile['wall_ms']:.1f} ms step):", "",
-                  _markdown_table(["", *PROFILE_CATEGORIES],
-                                  [["ms", *(_num(profile["ms"][c]) for c in PROFILE_CATEGORIES)],
-                                   ["share", *("n/a" if profile["share"][c] is None else f"{profile['share'][c]:.0%}"
-                                               for c in PROFILE_CATEGORIES)]]), ""]
-    return lines
+             _table(["ms/step", "tokens/s", "MFU", "peak memory", "estimate_memory", "measured / estimate"],
+                    [[_num(result["ms_per_step"]), _num(result["tokens_per_s"]), format_mfu(result["mfu"]),
+                      _gib(result["peak_memory_bytes"]), _gib(result.get("estimated_memory_bytes")),
+                      _num(result.get("memory_ratio"))]]), "",
+             f"Estimate: estimate_memory(cfg, batch, context, {estimate_args}) (see "
+             f"minigpt.bench_train.memory_estimate_args); allocated when the model was built (its weights and anything "
+             f"an earlier stage left): {_gib(result.get('allocated_before_bytes'))}.", ""]
+    return lines + (_md_profile(result["profile"]) if "profile" in result else [])
 
 
 def _md_resume(result: dict) -> list[str]:
-    from kernels.bench import _markdown_table, _num
-    if "full_losses" not in result:
-        return []
     lines = [f"train() on {result['data']}, batch {result['batch']}, {result['steps']} steps, checkpoint every "
              f"{result['checkpoint_step']}, attention {result['attention_impl']}, dropout {result['drop_rate']}, "
-             "eager.",
-             ""]
-    if "resumed_losses" in result:
-        rows = [["loss: first, at the checkpoint, last", f"{result['first_loss']:.4f}, "
-                 f"{result['loss_at_checkpoint']:.4f}, {result['last_loss']:.4f} (falls: {result['loss_falls']})"],
-                ["checkpoint step of the stopped run", str(result["saved_step"])],
-                ["data position saved / of a fresh stream after as many batches",
-                 f"{result['saved_position']} / {result['expected_position']}"],
-                ["resumed run's steps", f"{result['resumed_steps'][0]} to {result['resumed_steps'][-1]}"],
-                ["resumed run read the uninterrupted run's batches after the checkpoint",
-                 str(result["same_batches_after_resume"])],
-                ["losses after the checkpoint equal", str(result["losses_equal"])],
-                ["max abs loss difference", _num(result["max_abs_loss_diff"])],
-                ["max abs final weight difference", _num(result["max_abs_weight_diff"])]]
-        lines += [_markdown_table(["", "value"], rows), ""]
-    return lines
+             "eager.", ""]
+    if "resumed_losses" not in result:
+        return lines
+    rows = [["loss: first, at the checkpoint, last", f"{result['first_loss']:.4f}, "
+             f"{result['loss_at_checkpoint']:.4f}, {result['last_loss']:.4f} (falls: {result['loss_falls']})"],
+            ["checkpoint step of the stopped run", str(result["saved_step"])],
+            ["data position saved / of a fresh stream after as many batches",
+             f"{result['saved_position']} / {result['expected_position']}"],
+            ["resumed run's steps", f"{result['resumed_steps'][0]} to {result['resumed_steps'][-1]}"],
+            ["resumed run read the uninterrupted run's batches after the checkpoint",
+             str(result["same_batches_after_resume"])],
+            ["losses after the checkpoint equal", str(result["losses_equal"])],
+            ["max abs loss difference", _num(result["max_abs_loss_diff"])],
+            ["max abs final weight difference", _num(result["max_abs_weight_diff"])]]
+    return lines + [_table(["", "value"], rows), ""]
 
 
 def _md_generation(result: dict) -> list[str]:
-    from kernels.bench import _markdown_table, _num
-    if "rows" not in result:
-        return []
-    lines = [f"{result['model']}, {result['dtype']}, prompt {result['prompt']} random tokens, {result['new_tokens']} "
-             f"new tokens, greedy, KV cache, best of {result['repeats']}; transformers' attention: "
-             f"{result['transformers_attention']}. Tokens compared with minigpt's.", ""]
     rows = [[str(r["batch"]), r["variant"], _num(r["tokens_per_s"]), f"{r['seconds']:.3f}",
              "yes" if r["same_tokens"] else "no", _num(r["share_equal"]), _num(r["first_difference"])]
             for r in result["rows"]]
-    return lines + [_markdown_table(["batch", "variant", "tokens/s", "seconds", "same tokens", "share equal",
-                                     "first difference (step)"], rows), ""]
+    return [f"{result['model']}, {result['dtype']}, prompt {result['prompt']} random tokens, {result['new_tokens']} "
+            f"new tokens, greedy, KV cache, best of {result['repeats']}; transformers' attention: "
+            f"{result['transformers_attention']}. Tokens compared with minigpt's.", "",
+            _table(["batch", "variant", "tokens/s", "seconds", "same tokens", "share equal",
+                    "first difference (step)"], rows), ""]
 
 
 def _md_targets(result: dict) -> list[str]:
-    from kernels.bench import _markdown_table
     rows = [[t["target"], "n/a" if t["ratio"] is None else f"{t['ratio']:.2f}", t["wanted"], t["status"]]
-            for t in result.get("targets", [])]
-    return [_markdown_table(["target", "ratio", "wanted", "status"], rows), ""]
+            for t in result["targets"]]
+    return [_table(["target", "ratio", "wanted", "status"], rows), ""]
 
 
-_MD_STAGES = {"machine": ("(a) Machine", _md_machine), "tests": ("(b) GPU tests outside chapter 5", _md_tests),
-              "step_triton": ("(c) Training step: chapter 5's Triton kernels, torch.compile", _md_step),
-              "step_torch": ("(c) Training step: torch's SDPA and F.layer_norm, torch.compile", _md_step),
-              "step_eager": ("(c) Training step: chapter 5's Triton kernels, eager", _md_step),
-              "resume": ("(d) 50 steps, stopped at the checkpoint and resumed", _md_resume),
-              "generation": ("(e) Generation, minigpt vs transformers", _md_generation),
-              "targets": ("Targets", _md_targets),
-              "plots": ("Plots", lambda r: [f"- `{f}`" for f in r.get("files", [])]
-                        + [f"- {n}" for n in r.get("notes", [])] + [""])}
+def _md_plots(result: dict) -> list[str]:
+    return [f"- `{f}`" for f in result["files"]] + [f"- {n}" for n in result["notes"]] + [""]
+
+
+# stage -> (title, the result key its section needs: a stage stopped before it has only its error, renderer)
+_MD_STAGES = {"machine": ("(a) Machine", "python", _md_machine),
+              "tests": ("(b) GPU tests outside chapter 5", "command", _md_tests),
+              "step_triton": ("(c) Training step: chapter 5's Triton kernels, torch.compile", "ms_per_step", _md_step),
+              "step_torch": ("(c) Training step: torch's SDPA and F.layer_norm, torch.compile", "ms_per_step",
+                             _md_step),
+              "step_eager": ("(c) Training step: chapter 5's Triton kernels, eager", "ms_per_step", _md_step),
+              "resume": ("(d) 50 steps, stopped at the checkpoint and resumed", "full_losses", _md_resume),
+              "generation": ("(e) Generation, minigpt vs transformers", "rows", _md_generation),
+              "targets": ("Targets", "targets", _md_targets),
+              "plots": ("Plots", "files", _md_plots)}
+
+
+def _md_stage(stage: dict) -> list[str]:
+    from kernels.bench import stage_heading
+    title, needs, render = _MD_STAGES.get(stage["name"], (stage["name"], None, None))
+    lines = stage_heading(stage, title)
+    return lines + (render(stage["result"]) if render and needs in stage["result"] else [])
 
 
 def train_check_markdown(report: dict) -> str:
     """The report as Markdown: what ran where, a table of stages, then a section per stage."""
-    from kernels.bench import _markdown_table, _num
     lines = ["# Training GPU check (issue 19)", ""]
     if report["dry_run"]:
         lines += ["**DRY RUN**: toy sizes on the CPU (a tiny model, few steps, fp32, one thread, no torch.compile even "
@@ -776,18 +780,11 @@ def train_check_markdown(report: dict) -> str:
     lines += [f"`python -m minigpt.bench_train --gpu-check` on {report['device']}, started {report['started']}"
               + (f", {report['seconds']:.0f} s in all." if report.get("seconds") is not None else
                  " (not finished: the stages below are those done so far)."), "",
-              _markdown_table(["stage", "status", "seconds", "budget"],
-                              [[s["name"], s["status"], _num(s["seconds"]), f"{s['budget_s']:g}"]
-                               for s in report["stages"]]), ""]
+              _table(["stage", "status", "seconds", "budget"],
+                     [[s["name"], s["status"], _num(s["seconds"]), f"{s['budget_s']:g}"] for s in report["stages"]]),
+              ""]
     for stage in report["stages"]:
-        title, render = _MD_STAGES.get(stage["name"], (stage["name"], lambda r: []))
-        seconds = "…" if stage["seconds"] is None else f"{stage['seconds']:.1f}"
-        lines += [f"## {title}: {stage['status']} ({seconds} s of a {stage['budget_s']:g} s budget)", ""]
-        if stage.get("error"):
-            lines += [f"**{stage['error']}**", ""]
-        if stage.get("traceback"):
-            lines += ["```text", stage["traceback"].rstrip()[-1500:], "```", ""]
-        lines += render(stage["result"])
+        lines += _md_stage(stage)
     return "\n".join(lines)
 
 
