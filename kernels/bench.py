@@ -408,12 +408,17 @@ def _alarm(seconds: float):
 class GpuCheck:
     """State shared by the stages: where to write, the sizes, the device, and the report so far."""
 
-    def __init__(self, out_dir: Path, dry_run: bool, budgets: dict[str, float]):
+    def __init__(self, out_dir: Path, dry_run: bool, budgets: dict[str, float], *,
+                 title: str = "kernels.bench --gpu-check (issue 18)", sizes: dict | None = None,
+                 files: tuple[str, str] = (GPU_CHECK_JSON, GPU_CHECK_MD), markdown=None):
+        """`title`, `sizes`, `files` (JSON, Markdown) and `markdown` (report -> text) default to this chapter's check;
+        minigpt/bench_train.py's training check (issue 19) passes its own."""
         self.out_dir, self.dry_run, self.budgets = Path(out_dir), dry_run, budgets
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.sizes = GPU_CHECK_DRY_SIZES if dry_run else GPU_CHECK_SIZES
+        self.sizes = sizes if sizes is not None else GPU_CHECK_DRY_SIZES if dry_run else GPU_CHECK_SIZES
+        self.files, self.markdown = files, markdown or gpu_check_markdown
         self.deadline = float("inf")  # of the stage running now (time.monotonic)
-        self.report = dict(check="kernels.bench --gpu-check (issue 18)", dry_run=dry_run, device=self.device,
+        self.report = dict(check=title, dry_run=dry_run, device=self.device,
                            started=time.strftime("%Y-%m-%d %H:%M:%S %Z"), budgets_s=budgets, sizes=self.sizes,
                            autotune_candidates=os.environ.get("MINIGPT_AUTOTUNE_CANDIDATES"), stages=[])
 
@@ -421,8 +426,8 @@ class GpuCheck:
         return next((s for s in self.report["stages"] if s["name"] == name), None)
 
     def save(self) -> None:
-        write_text_atomic(self.out_dir / GPU_CHECK_JSON, json.dumps(self.report, indent=2, default=str))
-        write_text_atomic(self.out_dir / GPU_CHECK_MD, gpu_check_markdown(self.report))
+        write_text_atomic(self.out_dir / self.files[0], json.dumps(self.report, indent=2, default=str))
+        write_text_atomic(self.out_dir / self.files[1], self.markdown(self.report))
 
     def run(self, name: str, fn) -> dict:
         budget = self.budgets[name]
@@ -514,12 +519,23 @@ def _pytest_counts(output: str) -> dict:
 
 def stage_tests(check: GpuCheck, result: dict) -> None:
     """(b) Chapter 5's GPU tests in a subprocess, stopped before this stage's budget runs out."""
+    candidates = os.environ.get("MINIGPT_AUTOTUNE_CANDIDATES", GPU_CHECK_AUTOTUNE_CANDIDATES)
+    result["autotune_candidates"] = candidates
+    run_pytest(check, result, GPU_CHECK_TESTS, GPU_CHECK_LOG, {"MINIGPT_AUTOTUNE_CANDIDATES": candidates})
+
+
+def run_pytest(check: GpuCheck, result: dict, pytest_args: list[str], log_name: str,
+               env_overrides: dict[str, str] | None = None) -> None:
+    """`python *pytest_args` from the repository root in a subprocess, stopped 3 s before the stage's budget runs out.
+
+    Records the command, time limit, exit code, counts and output tail in `result` and the whole output in
+    `log_name` (in the check's folder); raises StageTimeout if it was stopped and RuntimeError if tests failed.
+    Shared with minigpt/bench_train.py's training check (issue 19), which runs the other chapters' GPU tests.
+    """
     root = Path(__file__).resolve().parent.parent
-    command = [sys.executable, *GPU_CHECK_TESTS]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env.setdefault("MINIGPT_AUTOTUNE_CANDIDATES", GPU_CHECK_AUTOTUNE_CANDIDATES)
-    result["command"] = "python " + " ".join(GPU_CHECK_TESTS)
-    result["autotune_candidates"] = env["MINIGPT_AUTOTUNE_CANDIDATES"]
+    command = [sys.executable, *pytest_args]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env_overrides or {})}
+    result["command"] = "python " + " ".join(pytest_args)
     limit = max(1.0, check.deadline - time.monotonic() - 3.0)  # stop it ourselves, before the alarm would
     result["time_limit_s"] = round(limit, 1)
     lines: list[str] = []
@@ -538,8 +554,8 @@ def stage_tests(check: GpuCheck, result: dict) -> None:
             process.wait()
         reader.join(timeout=2)  # the pipe closes with the process
         output = "".join(lines)
-        write_text_atomic(check.out_dir / GPU_CHECK_LOG, output)
-        result.update(returncode=process.returncode, counts=_pytest_counts(output), log=GPU_CHECK_LOG,
+        write_text_atomic(check.out_dir / log_name, output)
+        result.update(returncode=process.returncode, counts=_pytest_counts(output), log=log_name,
                       tail=output[-3000:])
         result["progress"] = (f"pytest stopped after {limit:.0f} s: " if timed_out else "pytest finished: ") + \
             ", ".join(f"{v} {k}" for k, v in result["counts"].items())
@@ -609,15 +625,23 @@ def stage_layernorm(check: GpuCheck, result: dict) -> None:
         result["progress"] = f"{i + 1} of {len(widths)} widths: N = " + ", ".join(str(w) for w in widths[:i + 1])
 
 
-def stage_plots(check: GpuCheck, result: dict) -> None:
-    """At most two PNGs, from whatever the attention and LayerNorm stages finished."""
+def start_plots(result: dict) -> bool:
+    """Begin a plots stage's result (files, notes, matplotlib's version); False, with a note, without matplotlib.
+    Shared with minigpt/bench_train.py's training check (issue 19)."""
     result.update(files=[], notes=[])
     try:
         import matplotlib
     except ImportError:
         result["notes"].append("matplotlib is not installed: plots skipped")
-        return
+        return False
     result["matplotlib"] = matplotlib.__version__
+    return True
+
+
+def stage_plots(check: GpuCheck, result: dict) -> None:
+    """At most two PNGs, from whatever the attention and LayerNorm stages finished."""
+    if not start_plots(result):
+        return
     attention = (check.stage("attention") or {}).get("result", {})
     layernorm = (check.stage("layernorm") or {}).get("result", {})
     for name, rows, plot in (
@@ -668,16 +692,23 @@ def _num(x) -> str:
     return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
 
 
-def _markdown_stage(stage: dict) -> list[str]:
-    result = stage["result"]
-    title = {"machine": "(a) Machine", "tests": "(b) Chapter 5 GPU tests", "attention": "(c) Attention",
-             "layernorm": "(d) LayerNorm", "plots": "Plots"}.get(stage["name"], stage["name"])
+def stage_heading(stage: dict, title: str) -> list[str]:
+    """A stage's Markdown heading (title, status, seconds of its budget), then its error and traceback if any.
+    Shared with minigpt/bench_train.py's training check (issue 19)."""
     seconds = "…" if stage["seconds"] is None else f"{stage['seconds']:.1f}"
     lines = [f"## {title}: {stage['status']} ({seconds} s of a {stage['budget_s']:g} s budget)", ""]
     if stage.get("error"):
         lines += [f"**{stage['error']}**", ""]
     if stage.get("traceback"):
         lines += ["```text", stage["traceback"].rstrip()[-1500:], "```", ""]
+    return lines
+
+
+def _markdown_stage(stage: dict) -> list[str]:
+    result = stage["result"]
+    title = {"machine": "(a) Machine", "tests": "(b) Chapter 5 GPU tests", "attention": "(c) Attention",
+             "layernorm": "(d) LayerNorm", "plots": "Plots"}.get(stage["name"], stage["name"])
+    lines = stage_heading(stage, title)
     if stage["name"] == "machine":
         keys = [k for k in ("gpu", "driver", "cuda", "cudnn", "torch", "triton", "numpy", "python", "compute_capability",
                             "sm_count", "memory_gib", "platform") if k in result]
