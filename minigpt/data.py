@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
-from minigpt.files import write_bytes_atomic
+from minigpt.files import InputError, write_bytes_atomic
 from minigpt.tokenizer import end_of_text_id
 
 EOT = "<|endoftext|>"
@@ -62,15 +62,35 @@ def _encode_ordinary(tokenizer, text: str) -> list[int]:
 
 
 def load_stories(folder: str | os.PathLike | None = None) -> list[str]:
-    """The texts of the `.txt` files in `folder` (default: the bundled data/stories), in sorted file-name order."""
+    """The texts of the `.txt` files in `folder` (default: the bundled data/stories), in sorted file-name order.
+
+    A folder that is missing or holds no .txt file raises FileNotFoundError; a story that is not UTF-8 text or
+    holds nothing but whitespace raises InputError naming the file (and, for bad UTF-8, the byte offset).
+    """
     folder = Path(folder) if folder is not None else STORIES_DIR
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder; expected a folder of .txt stories (data/stories)")
-    files = sorted(folder.glob("*.txt"))
+    files = sorted(f for f in folder.glob("*.txt") if f.is_file())
     if not files:
         raise FileNotFoundError(f"{folder} holds no .txt files; expected one story per .txt file")
-    # The newline that ends a file is not part of the story; stripping it keeps document boundaries clean.
-    return [f.read_text(encoding="utf-8").strip() for f in files]
+    return [read_story(f) for f in files]
+
+
+def read_story(path: str | os.PathLike) -> str:
+    """One story file's text, stripped, with "\\n" newlines; InputError if it is not UTF-8 or holds no text."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path} is not UTF-8 text: byte {e.start} is {e.object[e.start:e.start + 1]!r} "
+                         f"({e.reason}); save the story as UTF-8") from None
+    # Decoding the bytes whole (not through a text-mode file) keeps the error's offset the file's own; the newlines
+    # are then made "\n" as text mode would. The newline that ends a file is not part of the story; stripping it
+    # keeps document boundaries clean.
+    text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    if not text:
+        raise InputError(f"{path} holds no text; remove it or write a story into it")
+    return text
 
 
 def join_documents(docs: Sequence[str], tokenizer) -> list[int]:
