@@ -57,14 +57,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@cli.user_errors(PROG)
 def main(argv=None) -> None:
-    args = parse_args(argv)
-    with cli.user_errors(PROG):
-        run(args)
-
-
-def run(args: argparse.Namespace) -> None:
     """The chapter's seven sections, in order."""
+    args = parse_args(argv)
     stories = load_stories(args.stories)   # first, so that a bad folder or story stops the chapter at once
     random.seed(args.seed)
     out = Path(args.out)

@@ -64,14 +64,10 @@ def check_corpus(args: argparse.Namespace, stories: list[str], first: list[int],
         raise InputError(f"--batch-size {args.batch_size}: the stories make only {windows} windows of 4 tokens")
 
 
+@cli.user_errors(PROG)
 def main(argv=None) -> None:
-    args = parse_args(argv)
-    with cli.user_errors(PROG):
-        run(args)
-
-
-def run(args: argparse.Namespace) -> None:
     """The chapter's seven sections, in order."""
+    args = parse_args(argv)
     device = pick_device(args.device)
     torch.manual_seed(args.seed)
     L = args.max_length

@@ -39,14 +39,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@cli.user_errors(PROG)
 def main(argv=None) -> None:
-    args = parse_args(argv)
-    with cli.user_errors(PROG):
-        run(args)
-
-
-def run(args: argparse.Namespace) -> None:
     """The chapter's four steps, from dot products to multi-head attention."""
+    args = parse_args(argv)
     torch.manual_seed(args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

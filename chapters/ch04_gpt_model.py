@@ -65,14 +65,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@cli.user_errors(PROG)
 def main(argv=None) -> None:
-    args = parse_args(argv)
-    with cli.user_errors(PROG):
-        run(args)
-
-
-def run(args: argparse.Namespace) -> None:
     """Build the model, tabulate it, count and estimate, then generate."""
+    args = parse_args(argv)
     torch.manual_seed(args.seed)
     device = pick_device(args.device)
 

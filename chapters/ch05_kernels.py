@@ -161,14 +161,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+@cli.user_errors(PROG)
 def main(argv=None) -> None:
-    args = parse_args(argv)
-    with cli.user_errors(PROG):
-        run(args)
-
-
-def run(args: argparse.Namespace) -> None:
     """The walk-through and the tile map on any machine; the kernels' checks where Triton runs."""
+    args = parse_args(argv)
     device = pick_device(args.device).type
     if device == "cpu":
         # Must be set before triton compiles anything: the kernels then run in numpy, one program at a time.

@@ -271,15 +271,11 @@ def open_shards(folder: str, split: str, context: int, **placement) -> ShardData
         raise InputError(f"{folder}: {error}") from None
 
 
+@cli.user_errors(PROG)
 def main(argv=None) -> None:
+    """Model, data, training, the loss report and a sample from the saved checkpoint."""
     started = time.perf_counter()
     args = parse_args(argv)
-    with cli.user_errors(PROG):
-        run(args, started)
-
-
-def run(args: argparse.Namespace, started: float) -> None:
-    """Model, data, training, the loss report and a sample from the saved checkpoint."""
     rank, world_size, dist_device = setup_distributed()
     master = rank == 0
 

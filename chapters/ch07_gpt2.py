@@ -148,12 +148,6 @@ def plot_losses(per_token: torch.Tensor, title: str, path: Path) -> None:
     plt.close(fig)
 
 
-def main(argv=None) -> None:
-    args = parse_args(argv)
-    with cli.user_errors(PROG):
-        run(args)
-
-
 def story_ids(path: str, tokenizer) -> list[int]:
     """The token ids of the --story text: UTF-8, and at least two tokens (one to predict from the other)."""
     ids = tokenizer.encode(read_story(path))
@@ -162,8 +156,10 @@ def story_ids(path: str, tokenizer) -> list[int]:
     return ids
 
 
-def run(args: argparse.Namespace) -> None:
+@cli.user_errors(PROG)
+def main(argv=None) -> None:
     """Load (or make) the model, generate three ways, time the KV cache, and measure perplexity on the story."""
+    args = parse_args(argv)
     start = time.time()
     device = pick_device(args.device)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]

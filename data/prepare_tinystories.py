@@ -58,14 +58,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+@cli.user_errors(PROG)
 def main(argv=None) -> None:
-    args = parse_args(argv)
-    with cli.user_errors(PROG):
-        run(args)
-
-
-def run(args: argparse.Namespace) -> None:
     """Download (or find) the files, check them, and tokenize them with `python -m minigpt.prepare`."""
+    args = parse_args(argv)
     keys = ["valid", "train"] if args.files == "all" else [args.files]
     paths = []
     for key in keys:

@@ -2,8 +2,9 @@
 
 A chapter script's `main(argv)` builds its parser with `ArgumentParser` (argparse's, but an error is one line:
 "PROG: error: MESSAGE", exit status 2), checks value ranges with the small `type=` functions below, and runs inside
-`user_errors()`, which turns the errors a user can cause (InputError: a bad file or setting; FileNotFoundError) into
-that same one line. Any other exception is a bug and keeps its traceback. KeyboardInterrupt is left to the script.
+`user_errors()` (a with-block, or a decorator on main: ``@cli.user_errors(PROG)``), which turns the errors a user
+can cause (InputError: a bad file or setting; FileNotFoundError) into that same one line. Any other exception is a
+bug and keeps its traceback. KeyboardInterrupt is left to the script.
 """
 from __future__ import annotations
 
