@@ -15,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import regex
 
+from minigpt import cli
 from minigpt.bench_tokenizer import stdlib_corpus
 from minigpt.data import STORIES_DIR, load_stories  # chapter 2's reader of the bundled stories
 from minigpt.files import save_figure
@@ -25,6 +26,10 @@ from minigpt.tokenizer import (GPT2_ENDOFTEXT, GPT2_SPLIT_PATTERN, BPETokenizer,
 ALTERNATIVES = ["contraction 's", "contraction 't", "contraction 're", "contraction 've", "contraction 'm",
                 "contraction 'll", "contraction 'd", "letters", "digits", "punctuation/symbols",
                 "whitespace, less the space a word after it takes", "a single whitespace character"]
+PROG = Path(__file__).name
+# Section 7 also trains with the naive loop, whose time grows with vocabulary size x text: 4096 takes ~20 s on the
+# bundled stories (which run out of pairs near 2,800 tokens anyway).
+MAX_VOCAB = 4096
 
 
 def pieces(tokenizer, ids) -> str:
@@ -37,15 +42,26 @@ def seconds(function) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(argv=None) -> argparse.Namespace:
+    """The options, each checked against what the chapter can do with it (a bad one: one line, exit status 2)."""
+    parser = cli.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stories", default=str(STORIES_DIR), help="folder of .txt files to train on (default: bundled)")
-    parser.add_argument("--vocab-size", type=int, default=512, help="vocabulary of the tokenizer trained here")
-    parser.add_argument("--device", default="auto",
+    parser.add_argument("--vocab-size", type=cli.int_range(257, MAX_VOCAB), default=512,
+                        help=f"vocabulary of the tokenizer trained here: 257 (the 256 bytes and <|endoftext|>) "
+                             f"to {MAX_VOCAB}")
+    parser.add_argument("--device", type=cli.device, default="auto",
                         help="auto (cuda if available, else cpu), cpu or cuda; tokenizers run on the CPU either way")
-    parser.add_argument("--seed", type=int, default=123, help="picks the example sentence")
-    parser.add_argument("--out", default="out/ch01", help="folder for the trained tokenizer and the figure")
-    args = parser.parse_args()
+    parser.add_argument("--seed", type=cli.seed, default=123, help="picks the example sentence")
+    parser.add_argument("--out", type=cli.output_folder, default="out/ch01",
+                        help="folder for the trained tokenizer and the figure")
+    return parser.parse_args(argv)
+
+
+@cli.user_errors(PROG)
+def main(argv=None) -> None:
+    """The chapter's seven sections, in order."""
+    args = parse_args(argv)
+    stories = load_stories(args.stories)   # first, so that a bad folder or story stops the chapter at once
     random.seed(args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -69,7 +85,6 @@ def main() -> None:
     same = gpt2_tokenizer().pre_tokenize(sample) == [m.group() for m in named.finditer(sample)]
     print(f"   BPETokenizer.pre_tokenize gives the same chunks: {same}")
 
-    stories = load_stories(args.stories)
     text = "\n\n".join(stories)
     print(f"\n3. Training a {args.vocab_size}-token BPE on the {len(stories)} stories ({len(text):,} characters).")
     tokenizer = BPETokenizer()
@@ -90,7 +105,7 @@ def main() -> None:
 
     print("\n4. Encoding and decoding.")
     sentences = [s.strip() for s in regex.split(r"(?<=[.!?])\s+", stories[0]) if 20 < len(s.strip()) < 120]
-    sentence = random.choice(sentences)
+    sentence = random.choice(sentences) if sentences else stories[0][:120]   # a story of one long sentence, say
     gpt2 = gpt2_tokenizer()
     for name, t in [(f"stories ({args.vocab_size})", tokenizer), ("GPT-2 (50257)", gpt2)]:
         ids = t.encode(sentence)

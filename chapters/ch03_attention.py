@@ -12,11 +12,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
+from minigpt import cli
 from minigpt.attention import (CausalAttention, MultiHeadAttention, MultiHeadAttentionWrapper, SelfAttentionV1,
                                SelfAttentionV2, simple_self_attention)
 from minigpt.files import save_figure
 
 WORDS = ["Your", "journey", "starts", "with", "one", "step"]
+PROG = Path(__file__).name
 
 
 def heatmap(ax, weights: torch.Tensor, title: str) -> None:
@@ -29,11 +31,18 @@ def heatmap(ax, weights: torch.Tensor, title: str) -> None:
             ax.text(j, i, f"{weights[i, j]:.2f}", ha="center", va="center", fontsize=7, color="w")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seed", type=int, default=123)
-    parser.add_argument("--out", default="out/ch03", help="folder for the figures")
-    args = parser.parse_args()
+def parse_args(argv=None) -> argparse.Namespace:
+    """The options, range-checked before any work (a bad one: one line, exit status 2)."""
+    parser = cli.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed", type=cli.seed, default=123)
+    parser.add_argument("--out", type=cli.output_folder, default="out/ch03", help="folder for the figures")
+    return parser.parse_args(argv)
+
+
+@cli.user_errors(PROG)
+def main(argv=None) -> None:
+    """The chapter's four steps, from dot products to multi-head attention."""
+    args = parse_args(argv)
     torch.manual_seed(args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -5,16 +5,20 @@
 """
 import argparse
 from dataclasses import replace
+from pathlib import Path
 
 
 import torch
 
+from minigpt import cli
 from minigpt.device import pick_device
+from minigpt.files import InputError
 from minigpt.model import (GPT2_SIZES, MODEL_SIZES, SIZE_ALIASES, GPTConfig, GPTModel, count_parameters, estimate_memory, estimate_parameters,
                            generate_text_simple)
 from minigpt.tokenizer import gpt2_tokenizer
 
 GiB = 1024 ** 3
+PROG = Path(__file__).name
 
 
 def layer_table(model: GPTModel, idx: torch.Tensor) -> None:
@@ -47,24 +51,36 @@ def layer_table(model: GPTModel, idx: torch.Tensor) -> None:
           f"are left out of the table)\n")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(argv=None) -> argparse.Namespace:
+    """The options, range-checked before any work (a bad one: one line, exit status 2)."""
+    parser = cli.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="gpt2-small", choices=sorted([*MODEL_SIZES, *SIZE_ALIASES]),
                         help="a model size from chapter 4's table, or an alias such as 124M (default gpt2-small)")
-    parser.add_argument("--prompt", default="Hello, I am")
-    parser.add_argument("--max-new-tokens", type=int, default=10)
-    parser.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu or cuda")
-    parser.add_argument("--seed", type=int, default=123)
-    args = parser.parse_args()
+    parser.add_argument("--prompt", type=cli.non_empty, default="Hello, I am",
+                        help="text to continue (at most the model's context length in tokens)")
+    parser.add_argument("--max-new-tokens", type=cli.non_negative_int, default=10)
+    parser.add_argument("--device", type=cli.device, default="auto",
+                        help="auto (cuda if available, else cpu), cpu or cuda")
+    parser.add_argument("--seed", type=cli.seed, default=123)
+    return parser.parse_args(argv)
+
+
+@cli.user_errors(PROG)
+def main(argv=None) -> None:
+    """Build the model, tabulate it, count and estimate, then generate."""
+    args = parse_args(argv)
     torch.manual_seed(args.seed)
     device = pick_device(args.device)
 
     cfg = GPTConfig.preset(args.preset)
+    tokenizer = gpt2_tokenizer()
+    prompt = tokenizer.encode(args.prompt)
+    if len(prompt) > cfg.context_length:   # checked before the model takes its memory
+        raise InputError(f"--prompt is {len(prompt)} tokens; {args.preset} reads at most {cfg.context_length}")
     print(f"Building {args.preset}: {cfg.n_layers} blocks, width {cfg.emb_dim}, {cfg.n_heads} heads, "
           f"context {cfg.context_length}, vocabulary {cfg.vocab_size:,}, on {device}.")
     model = GPTModel(cfg).to(device).eval()
-    tokenizer = gpt2_tokenizer()
-    idx = torch.tensor([tokenizer.encode(args.prompt)], device=device)
+    idx = torch.tensor([prompt], device=device)
     layer_table(model, idx)
 
     total = count_parameters(model)

@@ -17,8 +17,11 @@ import time
 
 import torch
 
+from minigpt import cli
 from minigpt.device import pick_device
 from minigpt.files import save_figure
+
+PROG = Path(__file__).name
 
 
 def online_softmax_walkthrough(seed: int) -> dict:
@@ -144,17 +147,25 @@ def check_kernels(device: str, seed: int) -> None:
         print("  (bf16 keeps 8 significant bits: an error near 1% of the largest value is one rounding of the output)")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Chapter 5: Triton kernels for attention and LayerNorm.")
-    parser.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cuda or cpu")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("out/ch05"), help="folder for the figure (and benchmark)")
+def parse_args(argv=None) -> argparse.Namespace:
+    """The options, checked before any work (a bad one: one line, exit status 2)."""
+    parser = cli.ArgumentParser(prog=PROG, description="Chapter 5: Triton kernels for attention and LayerNorm.")
+    parser.add_argument("--device", type=cli.device, default="auto",
+                        help="auto (cuda if available, else cpu), cuda or cpu")
+    parser.add_argument("--seed", type=cli.seed, default=0)
+    parser.add_argument("--out", type=cli.output_folder, default="out/ch05",
+                        help="folder for the figure (and benchmark)")
     parser.add_argument("--no-bench", action="store_true", help="on a GPU, skip the quick benchmark")
-    args = parser.parse_args()
-    try:
-        device = pick_device(args.device).type
-    except ValueError as e:
-        raise SystemExit(str(e))
+    args = parser.parse_args(argv)
+    args.out = Path(args.out)
+    return args
+
+
+@cli.user_errors(PROG)
+def main(argv=None) -> None:
+    """The walk-through and the tile map on any machine; the kernels' checks where Triton runs."""
+    args = parse_args(argv)
+    device = pick_device(args.device).type
     if device == "cpu":
         # Must be set before triton compiles anything: the kernels then run in numpy, one program at a time.
         os.environ.setdefault("TRITON_INTERPRET", "1")

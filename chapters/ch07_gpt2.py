@@ -17,9 +17,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from minigpt.data import STORIES_DIR
+from minigpt import cli
+from minigpt.data import STORIES_DIR, read_story
 from minigpt.device import pick_device
-from minigpt.files import save_figure, write_text_atomic
+from minigpt.files import InputError, save_figure, write_text_atomic
 from minigpt.generate import generate, generate_text
 from minigpt.gpt2 import describe, export_gpt2, gpt2_size, load_gpt2, weights_url
 from minigpt.model import GPT2_SIZES, GPTConfig, GPTModel
@@ -27,27 +28,41 @@ from minigpt.tokenizer import GPT2_EOT_ID, gpt2_tiktoken_encoding, gpt2_tokenize
 from minigpt.train import evaluate
 
 PROMPTS = ["The lighthouse keeper opened the door and", "Once upon a time,", "The best way to learn is"]
+PROG = Path(__file__).name
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    """The options, each checked before any work (a bad one: one line, exit status 2)."""
+    p = cli.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", help=f"one of {', '.join(GPT2_SIZES)} (default gpt2, 124M; with --weights: "
                                   f"checks the file is that size)")
     p.add_argument("--weights", help="a local model.safetensors (or a directory holding it) instead of a download")
     p.add_argument("--offline", action="store_true", help="do not download; use --weights or the random demo")
-    p.add_argument("--demo-layers", type=int, default=2,
-                   help="layers of the random-weights demo model (GPT-2 small has 12; fewer keep the demo fast)")
+    p.add_argument("--demo-layers", type=cli.int_range(1, 12), default=2,
+                   help="layers of the random-weights demo model, 1 to 12 (GPT-2 small has 12; fewer keep the "
+                        "demo fast)")
     p.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32")
-    p.add_argument("--device", default="auto", help="cpu, cuda, or auto (cuda if available)")
-    p.add_argument("--max-new-tokens", type=int, default=30)
-    p.add_argument("--temperature", type=float, default=0.8, help="for the sampled generation")
-    p.add_argument("--top-k", type=int, default=40)
-    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--device", type=cli.device, default="auto", help="cpu, cuda, or auto (cuda if available)")
+    p.add_argument("--max-new-tokens", type=cli.non_negative_int, default=30)
+    p.add_argument("--temperature", type=cli.non_negative_float, default=0.8,
+                   help="for the sampled generation (0: greedy)")
+    p.add_argument("--top-k", type=cli.positive_int, default=40)
+    p.add_argument("--top-p", type=cli.probability, default=0.95, help="above 0 and at most 1 (1: off)")
     p.add_argument("--story", default=str(sorted(STORIES_DIR.glob("*.txt"))[0]),
                    help="text whose perplexity is measured (default: the first bundled story)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="out/ch07", help="output folder")
-    return p.parse_args(argv)
+    p.add_argument("--seed", type=cli.seed, default=0)
+    p.add_argument("--out", type=cli.output_folder, default="out/ch07", help="output folder")
+    args = p.parse_args(argv)
+    if args.size is not None and gpt2_size(args.size) is None:
+        p.error(f"argument --size: must be one of {', '.join(GPT2_SIZES)} (or 124M, 355M, 774M, 1558M), "
+                f"got {args.size!r}")
+    if args.weights is not None and not Path(args.weights).expanduser().exists():
+        p.error(f"argument --weights: no file or folder {args.weights}")
+    if args.top_p == 0:
+        p.error("argument --top-p: must be above 0 (it keeps the likeliest tokens up to that probability), got 0")
+    if not Path(args.story).is_file():
+        p.error(f"argument --story: no file {args.story}")
+    return args
 
 
 def check_tokenizers() -> "object":
@@ -65,17 +80,13 @@ def check_tokenizers() -> "object":
 
 def get_model(args, dtype: torch.dtype, device: torch.device, out: Path) -> tuple[GPTModel, bool]:
     """(model, real weights?) — the real GPT-2 if it can be had, else the random-weights demo."""
-    name = gpt2_size(args.size or "gpt2")
-    if name is None:
-        raise SystemExit(f"--size must be one of {list(GPT2_SIZES)}, got {args.size!r}")
+    name = gpt2_size(args.size or "gpt2")   # parse_args has checked --size
     if args.weights:
-        # With --size the file must be that size; without, its configuration is read from its shapes.
+        # With --size the file must be that size; without, its configuration is read from its shapes. A file that
+        # is not what it should be raises InputError naming it, printed by main as one line.
         print(f"Loading {args.weights} ...")
-        try:
-            return load_gpt2(args.size or args.weights, dtype=dtype, device=device,
-                             weights=args.weights if args.size else None), True
-        except (FileNotFoundError, ValueError) as e:
-            raise SystemExit(f"--weights {args.weights}: {e}") from e
+        return load_gpt2(args.size or args.weights, dtype=dtype, device=device,
+                         weights=args.weights if args.size else None), True
     if not args.offline:
         print(f"Loading {name} (downloaded once from {weights_url(name)} into the cache) ...")
         try:
@@ -137,7 +148,17 @@ def plot_losses(per_token: torch.Tensor, title: str, path: Path) -> None:
     plt.close(fig)
 
 
+def story_ids(path: str, tokenizer) -> list[int]:
+    """The token ids of the --story text: UTF-8, and at least two tokens (one to predict from the other)."""
+    ids = tokenizer.encode(read_story(path))
+    if len(ids) < 2:
+        raise InputError(f"--story {path}: {len(ids)} token; measuring perplexity needs at least 2")
+    return ids
+
+
+@cli.user_errors(PROG)
 def main(argv=None) -> None:
+    """Load (or make) the model, generate three ways, time the KV cache, and measure perplexity on the story."""
     args = parse_args(argv)
     start = time.time()
     device = pick_device(args.device)
@@ -147,6 +168,7 @@ def main(argv=None) -> None:
     print(f"Chapter 7 on {device}; writing into {out}/\n")
 
     tokenizer = check_tokenizers()
+    story_tokens = story_ids(args.story, tokenizer)   # before the model: a bad story should not wait for a download
     model, real = get_model(args, dtype, device, out)
     print(f"\nLoaded: {describe(model)}")
     if not real:
@@ -178,11 +200,10 @@ def main(argv=None) -> None:
           f"without (same tokens: {same}); the gap grows with the context (python -m minigpt.bench_generate).")
 
     story = Path(args.story)
-    ids = tokenizer.encode(story.read_text(encoding="utf-8"))
-    windows = story_windows(ids, model.cfg.context_length)
+    windows = story_windows(story_tokens, model.cfg.context_length)
     _, ppl = evaluate(model, windows)   # chapter 6's mean loss over every target token, exponentiated
     per_token = per_token_losses(model, windows, device)
-    print(f"\nPerplexity on {story.name} ({len(ids)} tokens, windows of {model.cfg.context_length}): {ppl:.1f}"
+    print(f"\nPerplexity on {story.name} ({len(story_tokens)} tokens, windows of {model.cfg.context_length}): {ppl:.1f}"
           + ("" if real else f" (uniform guessing over the vocabulary would give {model.cfg.vocab_size})"))
     figure = out / "story_loss.png"
     plot_losses(per_token, f"{'GPT-2' if real else 'random weights'}: next-token loss on {story.name}", figure)

@@ -17,8 +17,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from minigpt.prepare import main as prepare_main
+from minigpt import cli
 from minigpt.download import download
+from minigpt.files import InputError
+from minigpt.prepare import MAX_SHARD_TOKENS
+from minigpt.prepare import main as prepare_main
 
 BASE_URL = "https://huggingface.co/datasets/roneneldan/TinyStories/resolve/main/"
 # sha256 and size of the files as published (the Git LFS object ids of the dataset repository).
@@ -28,26 +31,38 @@ FILES = {
     "train": ("TinyStories-train.txt", "c5cf5e22ff13614e830afbe61a99fbcbe8bcb7dd72252b989fa1117a368d401f",
               1_924_281_556),
 }
+PROG = Path(__file__).name
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(argv=None) -> argparse.Namespace:
+    """The options, checked before anything is downloaded (a bad one: one line, exit status 2)."""
+    p = cli.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--files", choices=("valid", "train", "all"), default="valid",
                    help="which file(s) to use: valid (19 MB, default), train (1.9 GB) or all")
     p.add_argument("--local", help="a downloaded copy: the .txt file itself (with one --files choice) or a "
                                    "folder holding the files; no network is used")
-    p.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "out" / "tinystories"),
+    p.add_argument("--out", type=cli.output_folder,
+                   default=str(Path(__file__).resolve().parent.parent / "out" / "tinystories"),
                    help="folder for the token shards (default out/tinystories, which git ignores)")
-    p.add_argument("--val-fraction", type=float, default=0.05,
-                   help="share of the tokens (whole stories) held out for validation (default 0.05)")
-    p.add_argument("--shard-tokens", type=int, default=100_000_000, help="tokens per shard file")
+    p.add_argument("--val-fraction", type=cli.fraction, default=0.05,
+                   help="share of the tokens (whole stories) held out for validation, in [0, 1) (default 0.05)")
+    p.add_argument("--shard-tokens", type=cli.int_range(1, MAX_SHARD_TOKENS), default=100_000_000,
+                   help=f"tokens per shard file, 1 to {MAX_SHARD_TOKENS:,}")
     p.add_argument("--no-verify", action="store_true", help="skip the sha256 check (a different version of the "
                                                             "files, at your own risk)")
     args = p.parse_args(argv)
-
-    keys = ["valid", "train"] if args.files == "all" else [args.files]
-    if args.local and Path(args.local).is_file() and len(keys) > 1:
+    if args.local and not Path(args.local).expanduser().exists():
+        p.error(f"argument --local: no file or folder {args.local}")
+    if args.local and Path(args.local).is_file() and args.files == "all":
         p.error("--local names one file; with --files all give the folder that holds both")
+    return args
+
+
+@cli.user_errors(PROG)
+def main(argv=None) -> None:
+    """Download (or find) the files, check them, and tokenize them with `python -m minigpt.prepare`."""
+    args = parse_args(argv)
+    keys = ["valid", "train"] if args.files == "all" else [args.files]
     paths = []
     for key in keys:
         name, sha256, size = FILES[key]
@@ -59,8 +74,8 @@ def main(argv=None) -> None:
         except RuntimeError as e:   # no network, or the server said no
             sys.exit(f"{e}\nWithout network: download {BASE_URL + name} on another machine and run\n"
                      f"    python data/prepare_tinystories.py --files {key} --local /path/to/{name}")
-        except (FileNotFoundError, ValueError) as e:   # a wrong --local path, or a checksum mismatch
-            sys.exit(f"error: {e}")
+        except ValueError as e:   # a checksum mismatch (a missing --local file is a FileNotFoundError)
+            raise InputError(str(e)) from None
     command = ["--input", *map(str, paths), "--out", args.out, "--val-fraction", str(args.val_fraction),
                "--shard-tokens", str(args.shard_tokens)]
     print("Tokenizing: python -m minigpt.prepare " + " ".join(command))

@@ -2,13 +2,15 @@
 
 A chapter script's `main(argv)` builds its parser with `ArgumentParser` (argparse's, but an error is one line:
 "PROG: error: MESSAGE", exit status 2), checks value ranges with the small `type=` functions below, and runs inside
-`user_errors()`, which turns the errors a user can cause (InputError: a bad file or setting; FileNotFoundError) into
-that same one line. Any other exception is a bug and keeps its traceback. KeyboardInterrupt is left to the script.
+`user_errors()` (a with-block, or a decorator on main: ``@cli.user_errors(PROG)``), which turns the errors a user
+can cause (InputError: a bad file or setting; FileNotFoundError) into that same one line. Any other exception is a
+bug and keeps its traceback. KeyboardInterrupt is left to the script.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 
@@ -74,6 +76,39 @@ def non_empty(text: str) -> str:
     """argparse type: a string with something in it."""
     if not text.strip():
         raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def int_range(low: int, high: int):
+    """argparse type for an integer from `low` to `high` (both included): type=cli.int_range(1, 12)."""
+    def parse(text: str) -> int:
+        value = _parse(text, int, "an integer")
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {value}")
+        return value
+    return parse
+
+
+# argparse type: a random seed, what torch, numpy and random all take.
+seed = int_range(0, 2 ** 32 - 1)
+
+
+def device(text: str) -> str:
+    """argparse type: a --device name (auto, cpu, cuda, cuda:N) that this machine has; the name is kept as given."""
+    from minigpt.device import pick_device   # torch is imported only by scripts that have a --device
+    try:
+        pick_device(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--device ")) from None
+    return text
+
+
+def output_folder(text: str) -> str:
+    """argparse type: a folder to write into (it need not exist yet, but must not be a file)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text} is a file; expected a folder")
     return text
 
 

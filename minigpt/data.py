@@ -67,15 +67,35 @@ def document_separator(tokenizer) -> list[int]:
 
 
 def load_stories(folder: str | os.PathLike | None = None) -> list[str]:
-    """The texts of the `.txt` files in `folder` (default: the bundled data/stories), in sorted file-name order."""
+    """The texts of the `.txt` files in `folder` (default: the bundled data/stories), in sorted file-name order.
+
+    A folder that is missing or holds no .txt file raises FileNotFoundError; a story that is not UTF-8 text or
+    holds nothing but whitespace raises InputError naming the file (and, for bad UTF-8, the byte offset).
+    """
     folder = Path(folder) if folder is not None else STORIES_DIR
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder; expected a folder of .txt stories (data/stories)")
-    files = sorted(folder.glob("*.txt"))
+    files = sorted(f for f in folder.glob("*.txt") if f.is_file())
     if not files:
         raise FileNotFoundError(f"{folder} holds no .txt files; expected one story per .txt file")
-    # The newline that ends a file is not part of the story; stripping it keeps document boundaries clean.
-    return [f.read_text(encoding="utf-8").strip() for f in files]
+    return [read_story(f) for f in files]
+
+
+def read_story(path: str | os.PathLike) -> str:
+    """One story file's text, stripped, with "\\n" newlines; InputError if it is not UTF-8 or holds no text."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path} is not UTF-8 text: byte {e.start} is {e.object[e.start:e.start + 1]!r} "
+                         f"({e.reason}); save the story as UTF-8") from None
+    # Decoding the bytes whole (not through a text-mode file) keeps the error's offset the file's own; the newlines
+    # are then made "\n" as text mode would. The newline that ends a file is not part of the story; stripping it
+    # keeps document boundaries clean.
+    text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    if not text:
+        raise InputError(f"{path} holds no text; remove it or write a story into it")
+    return text
 
 
 def join_documents(docs: Sequence[str], tokenizer) -> list[int]:
@@ -273,16 +293,16 @@ def read_shard(path: str | os.PathLike) -> np.memmap:
     path = Path(path)
     size = path.stat().st_size
     if size < SHARD_HEADER.size:
-        raise ValueError(f"{path} is {size} bytes, shorter than the {SHARD_HEADER.size}-byte shard header")
+        raise InputError(f"{path} is {size} bytes, shorter than the {SHARD_HEADER.size}-byte shard header")
     with open(path, "rb") as f:
         magic, version, count = SHARD_HEADER.unpack(f.read(SHARD_HEADER.size))
     if magic != SHARD_MAGIC:
-        raise ValueError(f"{path} is not a minigpt token shard: magic {magic!r}, expected {SHARD_MAGIC!r}")
+        raise InputError(f"{path} is not a minigpt token shard: magic {magic!r}, expected {SHARD_MAGIC!r}")
     if version != SHARD_VERSION:
-        raise ValueError(f"{path} has shard format version {version}; this code reads version {SHARD_VERSION}")
+        raise InputError(f"{path} has shard format version {version}; this code reads version {SHARD_VERSION}")
     expected = SHARD_HEADER.size + count * SHARD_DTYPE.itemsize
     if size != expected:
-        raise ValueError(f"{path} is {size} bytes but its header announces {count} tokens ({expected} bytes): "
+        raise InputError(f"{path} is {size} bytes but its header announces {count} tokens ({expected} bytes): "
                          f"the file is damaged or was cut short; prepare it again")
     if count == 0:
         return np.zeros(0, dtype=SHARD_DTYPE)  # np.memmap cannot map zero bytes
@@ -368,7 +388,7 @@ class ShardDataset(IterableDataset):
         counts = [max(len(s) - 1, 0) // max_length for s in self.shards]
         total_tokens = sum(len(s) for s in self.shards)
         if sum(counts) == 0:
-            raise ValueError(f"max_length={max_length} needs shards of at least {max_length + 1} tokens, but the "
+            raise InputError(f"{source}: max_length={max_length} needs shards of at least {max_length + 1} tokens, but the "
                              f"{split!r} shards hold {total_tokens} tokens (longest {max(map(len, self.shards))})")
         self.first_window = np.concatenate([[0], np.cumsum(counts)])  # window number where each shard begins
         self.num_windows = int(self.first_window[-1])

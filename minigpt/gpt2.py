@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from minigpt.download import download
-from minigpt.files import atomic_open
+from minigpt.files import InputError, atomic_open
 from minigpt.model import GPT2_SIZES, MODEL_SIZES, GPTConfig, GPTModel, count_parameters, size_name
 from minigpt.safetensors_io import load_safetensors, save_safetensors
 
@@ -167,10 +167,10 @@ def _normalise_keys(tensors: dict[str, torch.Tensor], source: Path) -> dict[str,
         if _IGNORED.search(name):
             continue
         if name in out:
-            raise ValueError(f"{source} holds {name!r} twice (with and without the 'transformer.' prefix)")
+            raise InputError(f"{source} holds {name!r} twice (with and without the 'transformer.' prefix)")
         out[name] = value
     if "wte.weight" not in out or "wpe.weight" not in out:
-        raise ValueError(f"{source} does not look like a GPT-2 checkpoint: no wte.weight/wpe.weight "
+        raise InputError(f"{source} does not look like a GPT-2 checkpoint: no wte.weight/wpe.weight "
                          f"(its first keys: {sorted(tensors)[:5]})")
     return out
 
@@ -187,48 +187,95 @@ def _describe_fit(emb_dim: int, n_layers: int) -> str:
 
 
 def _read_config_json(path: Path | None) -> dict:
+    """The config.json beside the weights ({} if there is none), checked for what GPTModel can compute."""
     if path is None or not path.is_file():
         return {}
-    config = json.loads(path.read_text())
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path} is not UTF-8 text (byte {e.start}); expected GPT-2's config.json") from None
+    except (ValueError, RecursionError) as e:   # JSONDecodeError is a ValueError
+        raise InputError(f"{path} is not valid JSON ({e}); expected GPT-2's config.json") from None
+    if not isinstance(config, dict):
+        raise InputError(f"{path} holds a JSON {type(config).__name__}; a config.json is one object "
+                         f'{{"n_head": 12, ...}}')
     activation = config.get("activation_function", "gelu_new")
     if activation not in ("gelu_new", "gelu_pytorch_tanh"):
-        raise ValueError(f"{path}: activation_function {activation!r}; GPTModel uses GPT-2's tanh GELU (gelu_new)")
-    if abs(config.get("layer_norm_epsilon", 1e-5) - 1e-5) > 1e-12:
-        raise ValueError(f"{path}: layer_norm_epsilon {config['layer_norm_epsilon']}; GPTModel's LayerNorm uses 1e-5")
+        raise InputError(f"{path}: activation_function {activation!r}; GPTModel uses GPT-2's tanh GELU (gelu_new)")
+    epsilon = config.get("layer_norm_epsilon", 1e-5)
+    if not _is_number(epsilon) or abs(epsilon - 1e-5) > 1e-12:
+        raise InputError(f"{path}: layer_norm_epsilon {epsilon!r}; GPTModel's LayerNorm uses 1e-5")
+    if "n_head" in config and not (_is_number(config["n_head"], int) and config["n_head"] >= 1):
+        raise InputError(f"{path}: n_head must be a whole number of attention heads, at least 1, got "
+                         f"{config['n_head']!r}")
     return config
 
 
-def _config_for(tensors: dict[str, torch.Tensor], config_json: dict, requested: str | None, source: Path,
-                overrides: dict) -> tuple[GPTConfig, int]:
-    """GPTConfig from the tensors' shapes (plus config.json / the size table for the head count);
-    returns it and the checkpoint's own context length."""
-    vocab_size, emb_dim = tensors["wte.weight"].shape
-    context_length = tensors["wpe.weight"].shape[0]
+def _is_number(value, kind: type | tuple[type, ...] = (int, float)) -> bool:
+    # JSON's true and false arrive as Python bools, which are ints too
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
+def _embedding_shapes(tensors: dict[str, torch.Tensor], source: Path) -> tuple[int, int, int]:
+    """(vocab_size, emb_dim, context_length) read off the two embedding tables, which must be non-empty matrices."""
+    wte, wpe = tensors["wte.weight"].shape, tensors["wpe.weight"].shape
+    if len(wte) != 2 or len(wpe) != 2 or wte[1] != wpe[1] or 0 in (*wte, *wpe):
+        raise InputError(f"{source}: wte.weight {tuple(wte)} and wpe.weight {tuple(wpe)} should be (vocabulary, "
+                         f"width) and (positions, width) tables of one width")
+    return wte[0], wte[1], wpe[0]
+
+
+def _layer_count(tensors: dict[str, torch.Tensor], source: Path) -> int:
     layers = {int(m.group(1)) for k in tensors if (m := re.match(r"h\.(\d+)\.", k))}
     n_layers = max(layers) + 1 if layers else 0
+    # Every layer holds 12 tensors: a name such as h.99999999.ln_1.weight in a small file is damage, and listing
+    # the tensors of all the layers it implies would take forever.
+    if n_layers > len(tensors):
+        raise InputError(f"{source} names layer {n_layers - 1} but holds only {len(tensors)} tensors")
+    return n_layers
+
+
+def _head_count(emb_dim: int, config_json: dict, config_path: Path | None, source: Path, overrides: dict) -> int:
+    """Attention heads: asked for, else config.json's n_head, else the size table's for this width."""
+    if "n_heads" in overrides:
+        return overrides["n_heads"]
+    if "n_head" in config_json:
+        if emb_dim % config_json["n_head"]:
+            raise InputError(f"{config_path}: n_head {config_json['n_head']} does not divide the width {emb_dim} "
+                             f"of {source}")
+        return config_json["n_head"]
+    if emb_dim not in HEADS_BY_WIDTH:
+        raise InputError(f"{source}: cannot tell the number of attention heads of a {emb_dim}-wide model from its "
+                         f"shapes; put its config.json next to it or pass n_heads=...")
+    return HEADS_BY_WIDTH[emb_dim]
+
+
+def _config_for(tensors: dict[str, torch.Tensor], config_json: dict, requested: str | None, source: Path,
+                overrides: dict, config_path: Path | None = None) -> tuple[GPTConfig, int]:
+    """GPTConfig from the tensors' shapes (plus config.json / the size table for the head count);
+    returns it and the checkpoint's own context length."""
+    vocab_size, emb_dim, context_length = _embedding_shapes(tensors, source)
+    n_layers = _layer_count(tensors, source)
     fit = _describe_fit(emb_dim, n_layers)
     if requested is not None:
         spec = MODEL_SIZES[requested]
         if (spec.emb_dim, spec.n_layers) != (emb_dim, n_layers):
-            raise ValueError(f"{source} holds a GPT-2 {emb_dim} wide with {n_layers} layers: {fit}, not {requested!r} "
+            raise InputError(f"{source} holds a GPT-2 {emb_dim} wide with {n_layers} layers: {fit}, not {requested!r} "
                              f"({spec.emb_dim} wide, {spec.n_layers} layers). Pass the right file, or ask "
                              f"for the size it fits.")
     for field, actual in [("vocab_size", vocab_size), ("emb_dim", emb_dim), ("n_layers", n_layers)]:
         if field in overrides and overrides[field] != actual:
-            raise ValueError(f"{source} has {field}={actual} ({fit}), but {field}={overrides[field]} was asked for; "
+            raise InputError(f"{source} has {field}={actual} ({fit}), but {field}={overrides[field]} was asked for; "
                              f"a checkpoint's shapes fix its configuration")
-    n_heads = overrides.get("n_heads", config_json.get("n_head", HEADS_BY_WIDTH.get(emb_dim)))
-    if n_heads is None:
-        raise ValueError(f"{source}: cannot tell the number of attention heads of a {emb_dim}-wide model from its "
-                         f"shapes; put its config.json next to it or pass n_heads=...")
+    n_heads = _head_count(emb_dim, config_json, config_path, source, overrides)
     if overrides.get("context_length", context_length) > context_length:
-        raise ValueError(f"{source} has position embeddings for {context_length} tokens; context_length "
+        raise InputError(f"{source} has position embeddings for {context_length} tokens; context_length "
                          f"{overrides['context_length']} cannot be larger")
     tied = "lm_head.weight" not in tensors
     if overrides.get("tie_weights") is True and not tied:
-        raise ValueError(f"{source} has an output head of its own (lm_head.weight); it cannot be tied")
+        raise InputError(f"{source} has an output head of its own (lm_head.weight); it cannot be tied")
     if overrides.get("qkv_bias") is False:
-        raise ValueError(f"{source}: GPT-2 checkpoints have query/key/value biases; qkv_bias must stay True")
+        raise InputError(f"{source}: GPT-2 checkpoints have query/key/value biases; qkv_bias must stay True")
     # GPT-2 was trained with dropout 0.1; a loaded model is used for inference or finetuning, where the
     # chapters choose their own rate (drop_rate=...).
     fields = dict(vocab_size=vocab_size, context_length=context_length, emb_dim=emb_dim, n_heads=n_heads,
@@ -278,7 +325,8 @@ def load_gpt2(size_or_path: str | os.PathLike = "gpt2", dtype: torch.dtype | str
         raise ValueError(f"dtype must be a floating-point type, got {dtype}")
     file, config_path, requested = _resolve(size_or_path, weights, quiet)
     tensors = _normalise_keys(load_safetensors(file), file)
-    cfg, file_context = _config_for(tensors, _read_config_json(config_path), requested, file, config_overrides)
+    cfg, file_context = _config_for(tensors, _read_config_json(config_path), requested, file, config_overrides,
+                                    config_path)
 
     wanted = expected_hf_shapes(replace(cfg, tie_weights="lm_head.weight" not in tensors), file_context)
     problems = [f"{k}: missing (expected {v})" for k, v in wanted.items() if k not in tensors]
@@ -286,9 +334,10 @@ def load_gpt2(size_or_path: str | os.PathLike = "gpt2", dtype: torch.dtype | str
                  if k in tensors and tuple(tensors[k].shape) != v]
     problems += [f"{k}: not a GPT-2 tensor" for k in tensors if k not in wanted]
     if problems:
-        raise ValueError(f"{file} does not match a GPT-2 with {cfg.emb_dim} width, {cfg.n_layers} layers "
-                         f"({_describe_fit(cfg.emb_dim, cfg.n_layers)}):\n  " + "\n  ".join(problems[:10]) +
-                         (f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""))
+        # One line, so that a chapter script can print it as one (minigpt/cli.py)
+        raise InputError(f"{file} does not match a GPT-2 with {cfg.emb_dim} width, {cfg.n_layers} layers "
+                         f"({_describe_fit(cfg.emb_dim, cfg.n_layers)}): " + "; ".join(problems[:10]) +
+                         (f"; ... and {len(problems) - 10} more" if len(problems) > 10 else ""))
 
     # Build the model's skeleton without memory or random initialisation, then give each parameter a tensor
     # made by one copy from the memory-mapped file (with the dtype conversion and transposes on the way).

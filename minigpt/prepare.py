@@ -22,9 +22,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from minigpt import cli
 from minigpt.data import EOT, META_FILE, SHARD_DTYPE, SHARD_VERSION, read_shard, write_shard
 from minigpt.files import InputError, remove_stale_temporaries, write_bytes_atomic
 
+PROG = "python -m minigpt.prepare"
+# Each split keeps one shard's tokens in memory while it fills (2 bytes a token): 2**30 tokens make 2 GiB.
+MAX_SHARD_TOKENS = 2 ** 30
 
 
 def _input_files(inputs: Sequence[str | os.PathLike]) -> list[Path]:
@@ -270,23 +274,27 @@ def _swap_in(built: Path, out_dir: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m minigpt.prepare", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", nargs="+", required=True, metavar="PATH",
                          help=f".txt files (one document each, or split on {EOT}), .jsonl files (a \"text\" "
                               f"field per line), or folders of them")
-    parser.add_argument("--out", required=True, help="output folder for the shards and meta.json")
-    parser.add_argument("--val-fraction", type=float, default=0.005,
-                         help="share of tokens (whole documents) set aside for validation (default 0.005)")
-    parser.add_argument("--shard-tokens", type=int, default=100_000_000,
-                         help="tokens per shard file (default 100,000,000, i.e. 200 MB)")
+    parser.add_argument("--out", type=cli.output_folder, required=True,
+                        help="output folder for the shards and meta.json")
+    parser.add_argument("--val-fraction", type=cli.fraction, default=0.005,
+                         help="share of tokens (whole documents) set aside for validation, in [0, 1) "
+                              "(default 0.005)")
+    parser.add_argument("--shard-tokens", type=cli.int_range(1, MAX_SHARD_TOKENS), default=100_000_000,
+                         help=f"tokens per shard file, 1 to {MAX_SHARD_TOKENS:,} (default 100,000,000, i.e. 200 MB)")
     parser.add_argument("--force", action="store_true", help="prepare again even if the outputs match")
     args = parser.parse_args(argv)
-    try:
-        prepare_shards(args.input, args.out, val_fraction=args.val_fraction, shard_tokens=args.shard_tokens,
-                       force=args.force)
-    except (ValueError, FileNotFoundError) as e:
-        parser.exit(2, f"error: {e}\n")
+    with cli.user_errors(PROG):
+        try:
+            prepare_shards(args.input, args.out, val_fraction=args.val_fraction, shard_tokens=args.shard_tokens,
+                           force=args.force)
+        except ValueError as error:
+            # prepare_shards reports a bad input file (not UTF-8, a .jsonl line that is not JSON, ...) as a
+            # ValueError; the settings it could also refuse were checked by the parser above.
+            raise InputError(str(error)) from None
 
 
 if __name__ == "__main__":
