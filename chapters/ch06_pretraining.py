@@ -32,7 +32,7 @@ from minigpt.loading import load_model
 from minigpt.model import MODEL_SIZES, GPTConfig, GPTModel, count_parameters
 from minigpt.speed import flops_per_token
 from minigpt.tokenizer import gpt2_tiktoken_encoding
-from minigpt.train import TrainConfig, plot_losses, train
+from minigpt.train import TrainConfig, TrainingInterrupted, plot_losses, train
 
 # Each preset: the model (a size from chapter 4's table plus overrides), the batch size, and TrainConfig's own fields.
 # Command-line options override them.
@@ -348,8 +348,13 @@ def main(argv=None) -> None:
     say(f"Each token costs about {fpt / 1e6:.1f} MFLOPs to train (6N + 12·L·T·d). Checkpoints go to "
         f"{Path(args.out) / 'ckpt.pt'}.")
 
-    history = train(model, train_batches, val_batches, config, tokenizer=tokenizer, resume=args.resume,
-                    extra={"args": vars(args)})
+    try:
+        history = train(model, train_batches, val_batches, config, tokenizer=tokenizer, resume=args.resume,
+                        extra={"args": vars(args)})
+    except TrainingInterrupted as stop:
+        if not master:
+            raise SystemExit(130) from None
+        cli.report_interrupt(stop, cli.script_command(__file__))
     if not master:
         dist.destroy_process_group()
         return

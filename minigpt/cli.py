@@ -13,6 +13,8 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
+from typing import NoReturn
 
 from minigpt.files import InputError
 
@@ -130,3 +132,20 @@ def user_errors(prog: str | None = None) -> Iterator[None]:
             f"{error.filename}: {error.strerror or error}"
         print(f"{name}: error: {message}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def script_command(script_file: str) -> str:
+    """How to run this script again from the current folder: "python chapters/ch06_pretraining.py" or the full path."""
+    path = Path(script_file).resolve()
+    return f"python {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}"
+
+
+def report_interrupt(stop, command: str) -> NoReturn:
+    """Ctrl-C stopped training (minigpt.train.TrainingInterrupted): say in one sentence the step reached, the last
+    checkpoint and the command that continues from it; exit with status 130, as a shell does for Ctrl-C."""
+    if stop.checkpoint:
+        where = f"the last checkpoint is {stop.checkpoint}; continue with: {command} --resume {stop.checkpoint}"
+    else:
+        where = "no checkpoint had been written yet, so a new run starts from the beginning"
+    print(f"Stopped by Ctrl-C after step {stop.step}; {where}", file=sys.stderr)
+    raise SystemExit(130)

@@ -324,3 +324,24 @@ def test_a_checkpoint_that_is_empty_cut_short_foreign_or_unsafe_is_one_line(caps
         line, _ = fails_in_one_line(capsys, "ch06", ["--resume", str(tmp_path / name), "--out", files["out"]])
         assert str(tmp_path / name) in line, line
     assert not (tmp_path / "marker.txt").exists()
+
+
+def test_ctrl_c_during_training_is_one_sentence_with_the_resume_command(capsys, files, monkeypatch, tmp_path):
+    """Chapter 6 stopped by Ctrl-C: exit status 130 and one sentence with the step, the checkpoint and --resume."""
+    from minigpt.train import TrainingInterrupted
+    ch06 = script("ch06")
+
+    def interrupted(*args, **kwargs):
+        raise TrainingInterrupted(17, str(tmp_path / "ckpt.pt"))
+
+    monkeypatch.setattr(ch06, "train", interrupted)
+    stories = folder(tmp_path / "stories", {"a.txt": STORY.encode() * 8, "b.txt": STORY.encode() * 8})
+    with pytest.raises(SystemExit) as stop:
+        ch06.main(["--stories", str(stories), "--context", "16", "--batch-size", "2", "--out", str(tmp_path),
+                   "--quiet"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 130 and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1
+    assert "after step 17" in lines[0]
+    assert f"chapters/ch06_pretraining.py --resume {tmp_path / 'ckpt.pt'}" in lines[0]
