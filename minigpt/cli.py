@@ -146,6 +146,6 @@ def report_interrupt(stop, command: str) -> NoReturn:
     if stop.checkpoint:
         where = f"the last checkpoint is {stop.checkpoint}; continue with: {command} --resume {stop.checkpoint}"
     else:
-        where = "no checkpoint had been written yet, so a new run starts from the beginning"
+        where = "no checkpoint had been written yet, so a new run starts from the beginning."
     print(f"Stopped by Ctrl-C after step {stop.step}; {where}", file=sys.stderr)
     raise SystemExit(130)
