@@ -1,12 +1,12 @@
-"""Chapter 11: teaching a GPT a new language — extend its vocabulary, grow its embeddings, continue pretraining on a mix.
+"""Chapter 11: teaching a GPT a new language: extend its vocabulary, grow its embeddings, continue pretraining.
 
-    python chapters/ch11_vocabulary.py                         # a small story model learns Chinese (CPU, ~4 minutes)
+    python chapters/ch11_vocabulary.py                         # a small story model learns Chinese (CPU, ~3-5 minutes)
     python chapters/ch11_vocabulary.py --new-tokens 2000 --shares 0,0.2,1
     python chapters/ch11_vocabulary.py --base out/ch06/ckpt.pt    # start from chapter 6's model (GPT-2's vocabulary)
     python chapters/ch11_vocabulary.py --weights PATH --steps 20 --batch-size 4   # GPT-2 124M (slow on a CPU)
 
 By default the script first makes the model it extends: a chapter 1 tokenizer trained on the bundled English stories
-(1,024 ids, <|endoftext|> last) and a 4-layer GPT pretrained on them for a minute. Then, in order:
+(1,024 ids, <|endoftext|> last) and a 4-layer GPT pretrained on them for half a minute. Then, in order:
   1. learns --new-tokens Chinese tokens on data/chinese/train.txt on top of that tokenizer (minigpt/vocab.py), checks
      the result against tiktoken, saves it in minigpt's format and as a tiktoken rank file, and shows the compression;
   2. grows the model's embedding (and head) for the new ids (minigpt/grow.py), checks that old ids give the old logits
@@ -38,8 +38,8 @@ from minigpt.loading import load_model
 from minigpt.model import GPTConfig, GPTModel
 from minigpt.tokenizer import GPT2_ENDOFTEXT, GPT2_EOT_ID, BPETokenizer, gpt2_tokenizer, load_tiktoken_ranks
 from minigpt.train import TrainConfig, sample_text, train
-from minigpt.vocab import (compression, extend_tokenizer, max_new_tokens, new_tokens, save_tiktoken_ranks,
-                           show_token, tiktoken_encoding)
+from minigpt.vocab import (compression, extend_tokenizer, max_new_tokens, mergeable_ranks, new_tokens,
+                           save_tiktoken_ranks, show_token, tiktoken_encoding)
 
 CHINESE = Path(__file__).resolve().parent.parent / "data" / "chinese"
 BASE_VOCAB = 1024    # the default base tokenizer: 1,023 BPE tokens learned on the stories + <|endoftext|>
@@ -66,9 +66,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     start = p.add_argument_group("the model to extend (default: a small story model made here)")
     start.add_argument("--base", help="a minigpt checkpoint (e.g. out/ch06/ckpt.pt) to extend")
     start.add_argument("--weights", help="GPT-2 weights: a model.safetensors or a folder holding one")
-    start.add_argument("--base-steps", type=positive_int, default=150, help="pretraining steps of the default model")
+    start.add_argument("--base-steps", type=positive_int, default=70, help="pretraining steps of the default model")
     data = p.add_argument_group("data")
-    data.add_argument("--domain", default=str(CHINESE / "train.txt"), help="domain text, documents split by blank lines")
+    data.add_argument("--domain", default=str(CHINESE / "train.txt"),
+                      help="domain text, documents separated by blank lines")
     data.add_argument("--heldout", default=str(CHINESE / "heldout.txt"), help="held-out domain text")
     data.add_argument("--eval-docs", type=positive_int, default=40, help="held-out documents scored")
     vocab = p.add_argument_group("vocabulary")
@@ -78,9 +79,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     training.add_argument("--compare-share", type=fraction, default=0.5,
                           help="share at which the old tokenizer is trained too (--no-compare: not at all)")
     training.add_argument("--no-compare", action="store_true", help="skip the old-tokenizer run")
-    training.add_argument("--new-rows-steps", type=non_negative_int, default=40, help="steps training new rows only")
-    training.add_argument("--steps", type=positive_int, default=120, help="steps per domain share")
-    training.add_argument("--batch-size", type=positive_int, default=16)
+    training.add_argument("--new-rows-steps", type=non_negative_int, default=20, help="steps training new rows only")
+    training.add_argument("--steps", type=positive_int, default=60, help="steps per domain share")
+    training.add_argument("--batch-size", type=positive_int, default=8)
     training.add_argument("--context", type=positive_int, default=128, help="tokens per window")
     training.add_argument("--lr", type=positive_float, default=2e-3, help="peak learning rate")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
@@ -163,7 +164,7 @@ def extend_and_show(args, old: BPETokenizer, domain_docs, heldout_text: str, out
         f"<|endoftext|> keeps {new.special_tokens.get(GPT2_ENDOFTEXT)}).")
     new.save(out / "tokenizer.txt")
     save_tiktoken_ranks(new, out / "tokenizer.tiktoken")
-    same_ranks = load_tiktoken_ranks(out / "tokenizer.tiktoken") == {t: i for i, t in enumerate(new.vocab) if t}
+    same_ranks = load_tiktoken_ranks(out / "tokenizer.tiktoken") == mergeable_ranks(new)
     same_ids = tiktoken_encoding(new).encode_ordinary(heldout_text) == new.encode_ordinary(heldout_text)
     say(f"   Saved {out / 'tokenizer.txt'} (minigpt) and {out / 'tokenizer.tiktoken'} (tiktoken ranks, reads back "
         f"{'the same' if same_ranks else 'DIFFERENT'}); tiktoken with these ranks gives "
@@ -219,7 +220,7 @@ def continue_pretraining(model, tokenizer, data: dict, share: float, args, out_d
     """Train a copy of `model` on the mix at `share`; return its history and held-out scores."""
     model = copy.deepcopy(model).train()
     config = TrainConfig(max_steps=steps, learning_rate=args.lr, min_lr=args.lr / 10, warmup_steps=min(10, steps),
-                         eval_every=max(1, steps // 6), eval_batches=len(data["domain_eval"]), sample_tokens=24,
+                         eval_every=max(1, steps // 5), eval_batches=len(data["domain_eval"]), sample_tokens=24,
                          sample_prompt=sample_prompt, out_dir=str(out_dir), seed=args.seed, progress=not args.quiet)
     batches = WindowBatches(mixture(data["domain"], data["general"], share, seed=args.seed), args.batch_size)
     history = train(model, batches, data["domain_eval"], config, tokenizer=tokenizer)
@@ -269,7 +270,7 @@ def plot_sweep(runs: dict, start: dict, path: Path) -> None:
         history, domain = run["history"], run["scores"]["domain"]
         to_bpb = domain["bits_per_byte"] / domain["loss"]   # bits per byte per nat per token, for this eval set
         left.plot(history["val_step"], [v * to_bpb for v in history["val_loss"]], "o-", ms=3, label=label)
-    left.axhline(start["domain"]["bits_per_byte"], color="gray", ls=":", label="grown model, before")
+    left.axhline(start["domain"]["bits_per_byte"], color="gray", ls=":", label="extended model at the start")
     left.set_xlabel("optimizer step")
     left.set_ylabel("held-out Chinese, bits per byte")
     left.set_title("learning the new language", fontsize=10)
@@ -323,9 +324,9 @@ def run(args, started: float) -> None:
     old_data = datasets(old, domain_docs, eval_docs, stories, args.context, args.batch_size)
     base_scores = {name: held_out_score(model, old_data[f"{name}_eval"], old_data["lengths"])
                    for name in ("domain", "general")}
-    say(f"\n3. Held-out scores in bits per byte (Chinese / stories): base model {base_scores['domain']['bits_per_byte']:.3f}"
-        f" / {base_scores['general']['bits_per_byte']:.3f}; grown, untrained {start['domain']['bits_per_byte']:.3f}"
-        f" / {start['general']['bits_per_byte']:.3f}.")
+    say(f"\n3. Held-out scores in bits per byte (Chinese / stories): base model "
+        f"{base_scores['domain']['bits_per_byte']:.3f} / {base_scores['general']['bits_per_byte']:.3f}; grown, "
+        f"untrained {start['domain']['bits_per_byte']:.3f} / {start['general']['bits_per_byte']:.3f}.")
     if args.new_rows_steps:
         hooks = train_only_new_rows(grown, old.vocab_size)
         say(f"   Stage 1: {args.new_rows_steps} steps on Chinese training only the new rows "
@@ -348,10 +349,11 @@ def run(args, started: float) -> None:
                                            args.steps, say)
     if not args.no_compare:
         label = f"{args.compare_share:.0%} Chinese, old tokenizer"
-        say(f"\n   The same at {args.compare_share:.0%} with the old tokenizer and the ungrown model, to compare "
-            f"tokenizers at equal compute (each step then holds fewer characters of Chinese):")
+        steps = args.steps + args.new_rows_steps   # the extended model's two stages together: equal compute
+        say(f"\n   The same at {args.compare_share:.0%} with the old tokenizer and the ungrown model for {steps} steps "
+            f"(stage 1 + stage 2), to compare tokenizers at equal compute (a window then holds fewer characters):")
         runs[label] = continue_pretraining(model, old, old_data, args.compare_share, args, out / "old_tokenizer",
-                                           args.steps, say)
+                                           steps, say)
     report(args, runs, start, base_scores, compression_rows, model, old, new, out, say)
     say(f"\nWrote {out / 'compression.png'}, {out / 'sweep.png'} and {out / 'results.json'}. "
         f"Wall time {time.perf_counter() - started:.0f} s.")
@@ -359,6 +361,8 @@ def run(args, started: float) -> None:
 
 def report(args, runs, start, base_scores, compression_rows, model, old, new, out: Path, say) -> None:
     say(f"\n   {'run':<32} {'Chinese bits/byte':>18} {'stories bits/byte':>18} {'Chinese nats/token':>19}")
+    say(f"   {'base model, old tokenizer':<32} {base_scores['domain']['bits_per_byte']:>18.3f} "
+        f"{base_scores['general']['bits_per_byte']:>18.3f} {base_scores['domain']['loss']:>19.3f}")
     for label, run in runs.items():
         d, g = run["scores"]["domain"], run["scores"]["general"]
         say(f"   {label:<32} {d['bits_per_byte']:>18.3f} {g['bits_per_byte']:>18.3f} {d['loss']:>19.3f}")
@@ -366,13 +370,13 @@ def report(args, runs, start, base_scores, compression_rows, model, old, new, ou
         f"loss per token is not comparable across tokenizers, bits per byte is)")
     plot_sweep(runs, start, out / "sweep.png")
 
-    say("\n4. Samples (greedy) before and after:")
-    samples = {"base model": [sample_text(model, old, prompt, 24) for prompt in PROMPTS]}
+    say("\n4. Samples (temperature 0.8, top-k 40, the same seed) before and after:")
+    samples = {"base model": [sample_text(model, old, prompt, 24, 0.8, 40, args.seed) for prompt in PROMPTS]}
     for label, run in runs.items():
-        if "old tokenizer" not in label:
-            samples[label] = [sample_text(run["model"], new, prompt, 24) for prompt in PROMPTS]
+        tokenizer = old if "old tokenizer" in label else new
+        samples[label] = [sample_text(run["model"], tokenizer, prompt, 24, 0.8, 40, args.seed) for prompt in PROMPTS]
     for label, texts in samples.items():
-        say(f"   {label:<14} " + "   ".join(repr(t) for t in texts))
+        say(f"   {label:<30} " + "   ".join(repr(t) for t in texts))
     last = next(run for label, run in reversed(list(runs.items())) if "old tokenizer" not in label)
     reloaded, tokenizer = load_model(last["history"]["checkpoint"])
     say(f"   {last['history']['checkpoint']} records the extended tokenizer: load_model returns it "

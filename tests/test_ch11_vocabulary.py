@@ -132,8 +132,8 @@ def test_fuzzed_text_without_chinese_bytes_encodes_to_the_old_ids(small, gpt2, t
 
 def test_a_new_merge_applies_wherever_its_bytes_occur_even_outside_chinese(small):
     old, new = small
-    # The curly quotes “” (e2 80 9c, e2 80 9d) of the Chinese text taught the pair e2 80, which the dash — (e2 80 94)
-    # shares: its old ids change, though it is no Chinese. The rule is about bytes, not about languages.
+    # The curly quotes “” (e2 80 9c, e2 80 9d) of the Chinese text taught the pair e2 80, which the dash —
+    # (e2 80 94) shares: its old ids change, though it is no Chinese. The rule is about bytes, not languages.
     assert new.encode_ordinary("“") != old.encode_ordinary("“")
     dash_old, dash_new = old.encode_ordinary("—"), new.encode_ordinary("—")
     assert len(dash_new) < len(dash_old) and new.decode(dash_new) == "—"
@@ -149,7 +149,8 @@ def test_extended_ranks_in_tiktoken_give_minigpts_ids_on_the_domain_text(which, 
     assert encoding.encode(text, allowed_special="all") == new.encode(text, allowed_special="all")
 
 
-WORDS = ["小明", "图书馆", "下着小雨", "，", "。", "“", "”", "一把雨伞", "的", "了", "编码", "他们在", "去"]
+WORDS = ["小明", "图书馆", "下着小雨", "，", "。", "“", "”", "一把雨伞", "的", "了", "编码", "他们在",
+         "去"]
 MIXED = st.lists(st.one_of(st.sampled_from(WORDS), st.text(max_size=4), st.sampled_from([" ", "\n", "ab", "42"])),
                  max_size=40).map("".join)
 
