@@ -137,19 +137,28 @@ def train_merges_naive(words: list[list[int]], counts: list[int], vocab: list[by
 # count no longer matches is pushed back with the current count when popped. Every entry is at least the pair's
 # true count, so the first entry that does match is the true maximum, with the same tie-break as the naive loop.
 
-def train_merges(words: list[list[int]], counts: list[int], vocab: list[bytes], vocab_size: int,
-                 progress: bool = False) -> list[tuple[tuple[int, int], int]]:
-    """Exactly the merges of `train_merges_naive`, without recounting (see the comment above)."""
-    words = [list(word) for word in words]
-    ids_of = {token: i for i, token in enumerate(vocab)}
+def pair_index(words: list[list[int]], counts: list[int]) -> tuple[dict, dict, list]:
+    """What the fast loop keeps: pair -> count, pair -> indices of the words that contain it, a heap of (-count, pair).
+
+    Chapter 11's continued training (minigpt/vocab.py) starts from the same three.
+    """
     pair_counts: dict[tuple[int, int], int] = defaultdict(int)
-    words_with: dict[tuple[int, int], set[int]] = defaultdict(set)  # pair -> indices of the words that contain it
+    words_with: dict[tuple[int, int], set[int]] = defaultdict(set)
     for i, (word, count) in enumerate(zip(words, counts)):
         for pair in zip(word, word[1:]):
             pair_counts[pair] += count
             words_with[pair].add(i)
     heap = [(-count, pair) for pair, count in pair_counts.items()]
     heapq.heapify(heap)
+    return pair_counts, words_with, heap
+
+
+def train_merges(words: list[list[int]], counts: list[int], vocab: list[bytes], vocab_size: int,
+                 progress: bool = False) -> list[tuple[tuple[int, int], int]]:
+    """Exactly the merges of `train_merges_naive`, without recounting (see the comment above)."""
+    words = [list(word) for word in words]
+    ids_of = {token: i for i, token in enumerate(vocab)}
+    pair_counts, words_with, heap = pair_index(words, counts)
 
     bar = None
     if progress:

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import base64
 import heapq
-from collections import Counter, defaultdict
+from collections import Counter
 from itertools import chain
 from pathlib import Path
 from typing import Iterable
@@ -46,7 +46,7 @@ import numpy as np
 
 from minigpt.data import SHARD_DTYPE
 from minigpt.files import InputError, write_text_atomic
-from minigpt.tokenizer import TIKTOKEN_R50K_PATTERN, GPT2_SPLIT_PATTERN, BPETokenizer
+from minigpt.tokenizer import TIKTOKEN_R50K_PATTERN, GPT2_SPLIT_PATTERN, BPETokenizer, pair_index
 
 ID_LIMIT = int(np.iinfo(SHARD_DTYPE).max) + 1   # 65,536: ids a uint16 token shard can hold
 INFINITY = float("inf")
@@ -91,14 +91,7 @@ def extend_merges(words: list[list[int]], counts: list[int], vocab: list[bytes |
     """
     words = [list(word) for word in words]
     ranks = {token: i for i, token in enumerate(vocab) if token is not None}
-    pair_counts: dict[tuple[int, int], int] = defaultdict(int)
-    words_with: dict[tuple[int, int], set[int]] = defaultdict(set)
-    for i, (word, count) in enumerate(zip(words, counts)):
-        for pair in zip(word, word[1:]):
-            pair_counts[pair] += count
-            words_with[pair].add(i)
-    heap = [(-count, pair) for pair, count in pair_counts.items()]
-    heapq.heapify(heap)
+    pair_counts, words_with, heap = pair_index(words, counts)
 
     bar = None
     if progress:
