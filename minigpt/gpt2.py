@@ -25,6 +25,7 @@ from minigpt.download import download
 from minigpt.files import InputError, atomic_open
 from minigpt.model import GPT2_SIZES, MODEL_SIZES, GPTConfig, GPTModel, count_parameters, size_name
 from minigpt.safetensors_io import load_safetensors, save_safetensors
+from minigpt.tokenizer import GPT2_EOT_ID
 
 # GPT-2's four sizes come from chapter 4's one table (MODEL_SIZES); the number of heads cannot be read off the
 # tensors' shapes, so it comes from there (or from a config.json next to the weights).
@@ -359,20 +360,23 @@ def load_gpt2(size_or_path: str | os.PathLike = "gpt2", dtype: torch.dtype | str
 
 # ---- exporting -----------------------------------------------------------------------------------------
 
-def hf_config(cfg: GPTConfig, dtype: torch.dtype = torch.float32) -> dict:
-    """A Hugging Face GPT2Config (as config.json holds it) for this configuration."""
+def hf_config(cfg: GPTConfig, dtype: torch.dtype = torch.float32, end_of_text_id: int = GPT2_EOT_ID) -> dict:
+    """A Hugging Face GPT2Config (as config.json holds it) for this configuration.
+
+    `end_of_text_id` is the tokenizer's <|endoftext|> id (GPT-2's 50256 by default; chapter 11's extension of a
+    chapter 1 tokenizer has its own)."""
     return {
         "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
         "vocab_size": cfg.vocab_size, "n_positions": cfg.context_length, "n_ctx": cfg.context_length,
         "n_embd": cfg.emb_dim, "n_layer": cfg.n_layers, "n_head": cfg.n_heads, "n_inner": None,
         "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5,
         "resid_pdrop": cfg.drop_rate, "embd_pdrop": cfg.drop_rate, "attn_pdrop": cfg.drop_rate,
-        "bos_token_id": 50256, "eos_token_id": 50256, "tie_word_embeddings": cfg.tie_weights,
+        "bos_token_id": end_of_text_id, "eos_token_id": end_of_text_id, "tie_word_embeddings": cfg.tie_weights,
         "torch_dtype": str(dtype).removeprefix("torch."),
     }
 
 
-def export_gpt2(model: GPTModel, path: str | os.PathLike) -> Path:
+def export_gpt2(model: GPTModel, path: str | os.PathLike, end_of_text_id: int = GPT2_EOT_ID) -> Path:
     """Write `model` as a Hugging Face GPT-2 checkpoint directory (model.safetensors + config.json).
 
     The layout is GPT2LMHeadModel.save_pretrained's: keys prefixed 'transformer.', the tied head not stored.
@@ -383,7 +387,7 @@ def export_gpt2(model: GPTModel, path: str | os.PathLike) -> Path:
     tensors = {("" if k == "lm_head.weight" else "transformer.") + k: v.detach()
                for k, v in minigpt_to_hf(model).items()}
     save_safetensors(tensors, path / "model.safetensors", metadata={"format": "pt"})
-    config = hf_config(model.cfg, model.tok_emb.weight.dtype)
+    config = hf_config(model.cfg, model.tok_emb.weight.dtype, end_of_text_id)
     with atomic_open(path / "config.json") as f:
         json.dump(config, f, indent=2)
     return path

@@ -137,19 +137,28 @@ def train_merges_naive(words: list[list[int]], counts: list[int], vocab: list[by
 # count no longer matches is pushed back with the current count when popped. Every entry is at least the pair's
 # true count, so the first entry that does match is the true maximum, with the same tie-break as the naive loop.
 
-def train_merges(words: list[list[int]], counts: list[int], vocab: list[bytes], vocab_size: int,
-                 progress: bool = False) -> list[tuple[tuple[int, int], int]]:
-    """Exactly the merges of `train_merges_naive`, without recounting (see the comment above)."""
-    words = [list(word) for word in words]
-    ids_of = {token: i for i, token in enumerate(vocab)}
+def pair_index(words: list[list[int]], counts: list[int]) -> tuple[dict, dict, list]:
+    """What the fast loop keeps: pair -> count, pair -> indices of the words that contain it, a heap of (-count, pair).
+
+    Chapter 11's continued training (minigpt/vocab.py) starts from the same three.
+    """
     pair_counts: dict[tuple[int, int], int] = defaultdict(int)
-    words_with: dict[tuple[int, int], set[int]] = defaultdict(set)  # pair -> indices of the words that contain it
+    words_with: dict[tuple[int, int], set[int]] = defaultdict(set)
     for i, (word, count) in enumerate(zip(words, counts)):
         for pair in zip(word, word[1:]):
             pair_counts[pair] += count
             words_with[pair].add(i)
     heap = [(-count, pair) for pair, count in pair_counts.items()]
     heapq.heapify(heap)
+    return pair_counts, words_with, heap
+
+
+def train_merges(words: list[list[int]], counts: list[int], vocab: list[bytes], vocab_size: int,
+                 progress: bool = False) -> list[tuple[tuple[int, int], int]]:
+    """Exactly the merges of `train_merges_naive`, without recounting (see the comment above)."""
+    words = [list(word) for word in words]
+    ids_of = {token: i for i, token in enumerate(vocab)}
+    pair_counts, words_with, heap = pair_index(words, counts)
 
     bar = None
     if progress:
@@ -256,23 +265,29 @@ class BPETokenizer:
         self._ascii_split = re.compile(GPT2_ASCII_PATTERN) if pattern in _GPT2_PATTERNS else None
         self._set_vocab([bytes([b]) for b in range(256)], merges={}, special_tokens={})
 
-    def _set_vocab(self, vocab: list[bytes], merges: dict[tuple[int, int], int] | None,
+    def _set_vocab(self, vocab: list[bytes | None], merges: dict[tuple[int, int], int] | None,
                    special_tokens: dict[str, int]) -> None:
-        self.vocab = vocab  # id -> bytes, for the byte and merged tokens
-        self._ranks = {token: i for i, token in enumerate(vocab)}
-        if len(self._ranks) != len(vocab):
+        # id -> bytes, for the byte and merged tokens. None marks an id held by a special token among the ordinary
+        # ones: chapter 11 adds tokens to GPT-2's after its <|endoftext|> = 50256, which keeps its id.
+        self.vocab = vocab
+        self._ranks = {token: i for i, token in enumerate(vocab) if token is not None}
+        holes = {i for i, token in enumerate(vocab) if token is None}
+        if len(self._ranks) + len(holes) != len(vocab):
             raise ValueError("two token ids have the same bytes; a BPE vocabulary spells each token once")
+        if not holes <= set(special_tokens.values()):
+            raise ValueError(f"ids {sorted(holes - set(special_tokens.values()))[:5]} have no token: an id among "
+                             f"the ordinary tokens may only be left empty for a special token")
         self._merges = merges  # None: recovered from the vocabulary when first asked for (see `merges`)
         for text, i in special_tokens.items():
             if not isinstance(text, str) or not text:
                 raise ValueError(f"special tokens must be non-empty strings, got {text!r}")
-            if not isinstance(i, int) or i < len(vocab):
+            if not isinstance(i, int) or (i < len(vocab) and i not in holes):
                 raise ValueError(f"special token {text!r} has id {i!r}; special ids come after the "
-                                 f"{len(vocab)} ordinary tokens")
+                                 f"{len(vocab)} ordinary tokens (or fill an id left empty for them)")
         if len(set(special_tokens.values())) != len(special_tokens):
             raise ValueError(f"two special tokens share an id: {special_tokens}")
         self.special_tokens = dict(special_tokens)
-        self._bytes_of = dict(enumerate(vocab))
+        self._bytes_of = {i: token for i, token in enumerate(vocab) if token is not None}
         self._bytes_of.update((i, text.encode("utf-8")) for text, i in special_tokens.items())
         self._vocab_size = max(self._bytes_of) + 1
         self._cache = _ChunkCache(self._encode_chunk)
@@ -290,7 +305,7 @@ class BPETokenizer:
             # its bytes with the tokens ranked before it, which leaves exactly two parts in a BPE vocabulary.
             merges = {}
             for i, token in enumerate(self.vocab):
-                if len(token) > 1:
+                if token is not None and len(token) > 1:
                     parts = bpe_by_rank(token, self._ranks, max_rank=i)
                     if len(parts) != 2:
                         raise ValueError(f"token {i} ({token!r}) is not the merge of two earlier tokens")
@@ -459,7 +474,8 @@ class BPETokenizer:
                  "# Tab-separated. byte: id, byte value. merge: new id, first id, second id. special: id, text.",
                  "# The last column of byte and merge lines shows the token's text (Python repr) and is not read back.",
                  f"pattern\t{json.dumps(self.pattern)}"]
-        lines += [f"byte\t{i}\t{token[0]}\t{_show(token)}" for i, token in enumerate(self.vocab) if len(token) == 1]
+        lines += [f"byte\t{i}\t{token[0]}\t{_show(token)}" for i, token in enumerate(self.vocab)
+                  if token is not None and len(token) == 1]
         lines += [f"merge\t{new_id}\t{a}\t{b}\t{_show(self.vocab[new_id])}" for (a, b), new_id in self.merges.items()]
         lines += [f"special\t{i}\t{json.dumps(text, ensure_ascii=False)}" for text, i in self.special_tokens.items()]
         return "\n".join(lines) + "\n"
@@ -501,23 +517,28 @@ class BPETokenizer:
                     raise ValueError(f"unknown line kind {kind!r}")
             except (ValueError, IndexError, KeyError) as error:
                 raise ValueError(f"{source}, line {number}: cannot read {line!r} ({error!r})") from None
-        if sorted(tokens) != list(range(len(tokens))):
-            raise ValueError(f"{source}: token ids must run from 0 without gaps")
+        if set(range(max(tokens, default=-1) + 1)) - tokens.keys() - set(specials.values()):
+            raise ValueError(f"{source}: token ids must run from 0 without gaps (but for special tokens' ids)")
         tokenizer = cls(pattern)
-        tokenizer._set_vocab([tokens[i] for i in range(len(tokens))], merges, specials)
+        tokenizer._set_vocab([tokens.get(i) for i in range(max(tokens, default=-1) + 1)], merges, specials)
         return tokenizer
 
     @classmethod
     def from_ranks(cls, ranks: dict[bytes, int], pattern: str | None,
                    special_tokens: dict[str, int] | None = None) -> "BPETokenizer":
         """A tokenizer from tiktoken-style mergeable ranks (token bytes -> id), as in a .tiktoken file."""
-        vocab = sorted(ranks, key=ranks.get)
-        if [ranks[token] for token in vocab] != list(range(len(vocab))):
-            raise ValueError("the ranks must be the ids 0..n-1, each once")
-        if sum(len(token) == 1 for token in vocab) != 256:
+        special_tokens = dict(special_tokens or {})
+        ids = set(ranks.values())
+        size = max(ids, default=-1) + 1
+        if len(ids) != len(ranks) or min(ids, default=0) < 0 or set(range(size)) - ids - set(special_tokens.values()):
+            raise ValueError("the ranks must be the ids 0..n-1, each once (but for ids that special tokens hold)")
+        vocab: list[bytes | None] = [None] * size   # None: an id a special token holds (see _set_vocab)
+        for token, i in ranks.items():
+            vocab[i] = token
+        if sum(token is not None and len(token) == 1 for token in vocab) != 256:
             raise ValueError("the ranks must include all 256 single bytes, or some text could not be encoded")
         tokenizer = cls(pattern)
-        tokenizer._set_vocab(vocab, None, dict(special_tokens or {}))
+        tokenizer._set_vocab(vocab, None, special_tokens)
         return tokenizer
 
     def __repr__(self) -> str:

@@ -87,13 +87,3 @@ def test_a_wheel_holds_both_packages(tmp_path):
     assert {"minigpt", "kernels"} <= tops and "data" not in tops
     assert "minigpt/train.py" in names and "kernels/attention.py" in names
 
-
-def test_bits_per_byte_is_nats_per_byte_in_base_two():
-    from minigpt.metrics import bits_per_byte
-    # 8 bytes of text predicted with total loss 8·ln 2 nats: exactly one bit per byte.
-    assert bits_per_byte(8 * 0.6931471805599453, 8) == pytest.approx(1.0, rel=1e-15)
-    # A uniform guess over 256 byte values costs 8 bits per byte, whatever the number of bytes.
-    import math
-    assert bits_per_byte(1000 * math.log(256), 1000) == pytest.approx(8.0, rel=1e-12)
-    with pytest.raises(ValueError):
-        bits_per_byte(1.0, 0)
