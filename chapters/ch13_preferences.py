@@ -35,8 +35,8 @@ from minigpt.instruct import STYLES, InstructionDataset, finetune, generate_resp
 from minigpt.loading import load_base_model, load_model
 from minigpt.lora import ALL_LINEAR, apply_lora, count_trainable, lora_settings
 from minigpt.model import GPTConfig, GPTModel
-from minigpt.preference import (PairDataset, PairMetrics, RankedDataset, load_preference_splits, mean_with_interval,
-                                ranked_pairs, best_pairs, reward_margins, reward_model_from, reward_scores,
+from minigpt.preference import (PairDataset, PairMetrics, RankedDataset, best_pairs, load_preference_splits,
+                                mean_with_interval, ranked_pairs, reward_margins, reward_model_from, reward_scores,
                                 train_reward_model)
 from minigpt.tokenizer import gpt2_tiktoken_encoding
 from minigpt.train import TrainConfig, TrainingInterrupted
@@ -110,9 +110,16 @@ def starting_model(args, tokenizer) -> tuple[GPTModel, str, str]:
         style = args.style or (load_checkpoint(checkpoint).get("extra") or {}).get("style") or "alpaca"
         return model.train(), style, f"the checkpoint {checkpoint}"
     style = args.style or "alpaca"
+    earlier = args.out / "sft" / "ckpt.pt"   # this script's own instruction model, from an earlier run
+    if not args.weights and earlier.is_file():
+        extra = load_checkpoint(earlier).get("extra") or {}
+        if extra.get("sft_steps") == args.sft_steps and extra.get("style") == style:
+            model, _ = load_model(earlier, args.device)
+            return model.train(), style, f"the instruction model an earlier run trained ({earlier})"
     if args.weights:
         model = load_base_model(weights=args.weights, device=args.device)
         return model.train(), style, f"GPT-2 weights {args.weights} (not instruction-tuned: expect weak answers)"
+    args.stage = "the instruction model"
     torch.manual_seed(args.seed)
     model = load_base_model(config=GPTConfig.preset("tiny", tie_weights=True, drop_rate=0.0), device=args.device)
     splits = load_splits()
@@ -123,7 +130,7 @@ def starting_model(args, tokenizer) -> tuple[GPTModel, str, str]:
     config = TrainConfig(max_steps=args.sft_steps, learning_rate=5e-3, min_lr=5e-4, warmup_steps=20,
                          eval_every=0, eval_batches=10, out_dir=str(args.out / "sft"), seed=args.seed, log_every=10)
     history = finetune(model, *datasets, config, batch_size=8, seed=args.seed,
-                       extra={"chapter": 13, "style": style, "lora": None})
+                       extra={"chapter": 13, "style": style, "lora": None, "sft_steps": args.sft_steps})
     print(f"Instruction model: validation loss {history['val_loss'][-1]:.3f} after {args.sft_steps} steps "
           f"(checkpoint {history['checkpoint']}).\n")
     return model, style, f"a small instruction model trained here ({args.sft_steps} steps, {history['checkpoint']})"
@@ -242,7 +249,7 @@ def reward_stage(sft: GPTModel, splits: dict, test_pairs: PairDataset, tokenizer
     config = TrainConfig(max_steps=args.rm_steps, learning_rate=args.rm_lr, min_lr=args.rm_lr / 10,
                          warmup_steps=max(1, args.rm_steps // 10), eval_every=eval_every, eval_batches=4,
                          out_dir=str(args.out / "reward"), seed=args.seed, log_every=5)
-    t0 = time.time()
+    t0, args.stage = time.time(), "the reward model"
     history, loss = train_reward_model(reward_model, train_set, val_set, config, batch_size=args.batch_size,
                                        seed=args.seed, extra={"chapter": 13, "stage": "reward model"})
     seconds = time.time() - t0
@@ -284,10 +291,10 @@ def dpo_stage(sft: GPTModel, splits: dict, test_pairs: PairDataset, tokenizer, a
     config = TrainConfig(max_steps=args.dpo_steps, learning_rate=lr, min_lr=lr / 10,
                          warmup_steps=max(1, args.dpo_steps // 10), weight_decay=0.0, eval_every=eval_every,
                          eval_batches=4, out_dir=str(args.out / "dpo"), seed=args.seed, log_every=5)
-    t0 = time.time()
+    t0, args.stage = time.time(), "DPO"
     history, loss = train_dpo(policy, train_pairs, val_pairs, config, beta=args.beta, reference=reference,
-                              cache=cached, batch_size=args.batch_size, seed=args.seed, extra={"chapter": 13, "stage": "dpo", "lora": lora_settings(policy),
-                                                          "beta": args.beta})
+                              cache=cached, batch_size=args.batch_size, seed=args.seed,
+                              extra={"chapter": 13, "stage": "dpo", "lora": lora_settings(policy), "beta": args.beta})
     seconds = time.time() - t0
     figure = plot_curves(history, loss.metrics, min(config.eval_batches, math.ceil(len(val_pairs) / args.batch_size)),
                          f"DPO (β = {args.beta}): implicit rewards β·(log π − log π_ref)", "reward",
@@ -380,10 +387,13 @@ def main(argv: list[str] | None = None) -> None:
             run(args)
         except TrainingInterrupted as stop:
             where = f"the last checkpoint is {stop.checkpoint}" if stop.checkpoint else "no checkpoint was written yet"
-            print(f"\nStopped by Ctrl-C after step {stop.step} of the current stage; {where} (this chapter has no "
+            print(f"\nStopped by Ctrl-C after step {stop.step} of {args.stage}; {where} (this chapter has no "
                   f"--resume: run it again to start over, its stages take a minute or two each).", file=sys.stderr)
             raise SystemExit(130) from None
-
+        except KeyboardInterrupt:
+            print("\nStopped by Ctrl-C between training stages; nothing half-written was left behind.",
+                  file=sys.stderr)
+            raise SystemExit(130) from None
 
 if __name__ == "__main__":
     main()

@@ -77,8 +77,8 @@ def split_dialogue(chosen: str, rejected: str, where: str = "") -> tuple[str, st
     shared = os.path.commonprefix([chosen, rejected])
     cut = shared.rfind(DIALOGUE_TURN)
     if cut < 0:
-        raise InputError(f"{where}: 'chosen' and 'rejected' do not share a prompt ending in "
-                         f"{DIALOGUE_TURN!r}; give a 'prompt' field, or whole dialogues that differ only in the last answer")
+        raise InputError(f"{where}: 'chosen' and 'rejected' do not share a prompt ending in {DIALOGUE_TURN!r}; "
+                         f"give a 'prompt' field, or whole dialogues that differ only in the last answer")
     cut += len(DIALOGUE_TURN)
     if not chosen[cut:].strip() or not rejected[cut:].strip():
         raise InputError(f"{where}: an answer after the shared prompt is empty")
