@@ -247,7 +247,8 @@ def reward_stage(sft: GPTModel, splits: dict, test_pairs: PairDataset, tokenizer
           f"{args.rm_steps} steps of {args.batch_size} prompts (~{pairs_per_step:.0f} pairs), Bradley–Terry loss.")
     eval_every = max(1, args.rm_steps // 4)
     config = TrainConfig(max_steps=args.rm_steps, learning_rate=args.rm_lr, min_lr=args.rm_lr / 10,
-                         warmup_steps=max(1, args.rm_steps // 10), eval_every=eval_every, eval_batches=4,
+                         warmup_steps=max(1, args.rm_steps // 10), eval_every=eval_every,
+                         eval_batches=math.ceil(len(val_set) / args.batch_size),   # all of them: a fair sample
                          out_dir=str(args.out / "reward"), seed=args.seed, log_every=5)
     t0, args.stage = time.time(), "the reward model"
     history, loss = train_reward_model(reward_model, train_set, val_set, config, batch_size=args.batch_size,
@@ -290,7 +291,8 @@ def dpo_stage(sft: GPTModel, splits: dict, test_pairs: PairDataset, tokenizer, a
     eval_every = max(1, args.dpo_steps // 4)
     config = TrainConfig(max_steps=args.dpo_steps, learning_rate=lr, min_lr=lr / 10,
                          warmup_steps=max(1, args.dpo_steps // 10), weight_decay=0.0, eval_every=eval_every,
-                         eval_batches=4, out_dir=str(args.out / "dpo"), seed=args.seed, log_every=5)
+                         # All validation pairs: the first few length-sorted batches would be the rambling ones only.
+                         eval_batches=math.ceil(len(val_pairs) / args.batch_size), out_dir=str(args.out / "dpo"), seed=args.seed, log_every=5)
     t0, args.stage = time.time(), "DPO"
     history, loss = train_dpo(policy, train_pairs, val_pairs, config, beta=args.beta, reference=reference,
                               cache=cached, batch_size=args.batch_size, seed=args.seed,

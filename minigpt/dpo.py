@@ -203,10 +203,10 @@ def train_dpo(policy: nn.Module, train_pairs: PairDataset, val_pairs: PairDatase
     if reference is None and not has_lora(policy):
         raise ValueError("DPO needs a reference model: pass reference=frozen_reference(policy), or train LoRA "
                          "adapters so that the policy with its adapters off is the reference")
-    if cache:
-        for pairs in (train_pairs, val_pairs):
-            if pairs is not None and pairs.reference is None:
-                cache_reference(pairs, policy, reference)
+    # Validation pairs are evaluated again and again, so their reference log-probabilities are always cached.
+    for pairs in (train_pairs if cache else None, val_pairs):
+        if pairs is not None and pairs.reference is None:
+            cache_reference(pairs, policy, reference)
     context = find_gpt(policy).cfg.context_length
     loss = DPOLoss(beta, reference)
     train_batches = pair_loader(train_pairs, batch_size, shuffle=True, seed=seed, allowed_max_length=context)

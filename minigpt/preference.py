@@ -142,25 +142,25 @@ def _json_array(text: str, path: Path) -> Iterator[tuple[int, Any]]:
         yield line, value
 
 
+def _json_lines(text: str, path: Path) -> Iterator[tuple[int, Any]]:
+    """(line, value) for each non-blank line of a JSONL file."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError(f"{path}:{number}: not valid JSON ({e.msg}); a JSONL file holds one object per "
+                                 f"line") from None
+
+
 def load_preferences(path: str | os.PathLike, style: str = "alpaca") -> list[RankedPrompt]:
     """Read a JSON array or JSONL file of preference records (either format, see check_preference)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(2, "no preference data here (expected a JSON array or JSONL file)", str(path))
     text = path.read_text(encoding="utf-8-sig")
-    if text.lstrip().startswith("["):
-        records = [check_preference(value, f"{path}:{line}", style) for line, value in _json_array(text, path)]
-    else:
-        records = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"{path}:{number}: not valid JSON ({e.msg}); a JSONL file holds one object per "
-                                 f"line") from None
-            records.append(check_preference(value, f"{path}:{number}", style))
+    values = _json_array(text, path) if text.lstrip().startswith("[") else _json_lines(text, path)
+    records = [check_preference(value, f"{path}:{line}", style) for line, value in values]
     if not records:
         raise InputError(f"{path} holds no preference records")
     return records

@@ -200,22 +200,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="verify the files in --out byte for byte instead of writing; exit 1 if any differs")
     args = parser.parse_args(argv)
     splits = build()
+    files = {args.out / f"{name}.jsonl": to_jsonl(records) for name, records in splits.items()}
     if args.check:
-        bad = [str(args.out / f"{name}.jsonl") for name, records in splits.items()
-               if not (args.out / f"{name}.jsonl").is_file()
-               or (args.out / f"{name}.jsonl").read_bytes() != to_jsonl(records)]
-        if bad:
-            print("These files differ from what make_preferences.py makes (run it without --check):\n  "
-                  + "\n  ".join(bad))
-            return 1
-        print(f"All {len(splits)} files in {args.out} match the generator (seed {SEED}).")
-        return 0
-    for name, records in splits.items():
-        write_bytes_atomic(args.out / f"{name}.jsonl", to_jsonl(records))
-        print(f"Wrote {len(records)} ranked records to {args.out / (name + '.jsonl')}.")
-    print(summary(splits))
+        stale = [str(path) for path, data in files.items() if not path.is_file() or path.read_bytes() != data]
+        print("These files differ from what make_preferences.py makes (run it without --check):\n  "
+              + "\n  ".join(stale) if stale else f"All {len(files)} files in {args.out} match (seed {SEED}).")
+        return 1 if stale else 0
+    for path, data in files.items():
+        write_bytes_atomic(path, data)
+    print(f"Wrote {', '.join(str(p) for p in files)}.\n{summary(splits)}")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
