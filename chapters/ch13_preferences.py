@@ -61,7 +61,7 @@ def build_parser() -> ArgumentParser:
     rm.add_argument("--rm-lr", type=positive_float, default=3e-4, help="peak learning rate")
     dpo = p.add_argument_group("DPO")
     dpo.add_argument("--dpo-steps", type=positive_int, default=120, help="optimizer steps")
-    dpo.add_argument("--dpo-lr", type=positive_float, help="peak learning rate (default 2e-4, with LoRA 1e-3)")
+    dpo.add_argument("--dpo-lr", type=positive_float, help="peak learning rate (default 1e-3, with LoRA 2e-3)")
     dpo.add_argument("--beta", type=positive_float, default=0.1, help="DPO's β: how far the policy may move")
     dpo.add_argument("--lora-rank", type=non_negative_int, default=0,
                      help="train LoRA adapters of this rank (0: every weight); the reference is then the policy "
@@ -279,7 +279,7 @@ def dpo_stage(sft: GPTModel, splits: dict, test_pairs: PairDataset, tokenizer, a
         policy.to(args.device)
     else:
         reference = frozen_reference(sft)
-    lr = args.dpo_lr or (1e-3 if args.lora_rank else 2e-4)
+    lr = args.dpo_lr or (2e-3 if args.lora_rank else 1e-3)
     cached = args.reference == "cached" or (args.reference == "auto" and
                                             args.dpo_steps * args.batch_size >= len(train_pairs))
     trainable, total = count_trainable(policy)
