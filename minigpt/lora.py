@@ -4,11 +4,14 @@ Finetuning changes a weight matrix W (out x in) by some ΔW. LoRA bets that the 
 writes it as B @ A, with A (rank x in) and B (out x rank): for rank 8 on a 768 x 768 matrix that is 12,288
 trainable numbers instead of 589,824. The layer computes W x + (alpha / rank) · B A x with W frozen. B starts
 at zero, so the adapted model starts out computing exactly what the original did; after training, B A can be
-added into W once ("merging") and inference costs nothing extra.
+added into W once ("merging") and inference costs nothing extra. Switched off (`adapters_disabled`, chapter 13),
+the adapted model computes the original model again: DPO's reference model without a second copy of the weights.
 """
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn as nn
@@ -42,12 +45,15 @@ class LoRALinear(nn.Module):
         # original model and the first gradient step reaches B (the gradient of A is zero while B is).
         nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.enabled = True   # False: the layer is its base layer alone (see adapters_disabled)
 
     def delta_weight(self) -> torch.Tensor:
         """The change LoRA makes to the base weight: (alpha / rank) · B @ A, shape (out, in)."""
         return self.scaling * (self.B @ self.A)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return self.base(x)
         # Two thin matrix products (x Aᵀ is only `rank` wide) instead of forming the full (out x in) B A.
         return self.base(x) + self.scaling * (self.dropout(x) @ self.A.T @ self.B.T)
 
@@ -81,6 +87,27 @@ def apply_lora(model: nn.Module, rank: int = 8, alpha: float = 16.0, targets: tu
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, child, LoRALinear(getattr(parent, child), rank, alpha, dropout))
     return chosen
+
+
+@contextlib.contextmanager
+def adapters_disabled(model: nn.Module) -> Iterator[nn.Module]:
+    """Within the block, every LoRALinear of `model` computes its frozen base layer alone: the model before finetuning.
+
+    Chapter 13's DPO uses it as the reference model: with LoRA the base weights never change, so switching the
+    adapters off gives back the starting model without keeping a second copy. Raises ValueError if `model` has no
+    LoRA layers (there would be nothing to switch off). The previous state is restored on leaving, even on error.
+    """
+    layers = [m for m in model.modules() if isinstance(m, LoRALinear)]
+    if not layers:
+        raise ValueError("the model has no LoRA layers to switch off (apply_lora first)")
+    before = [layer.enabled for layer in layers]
+    for layer in layers:
+        layer.enabled = False
+    try:
+        yield model
+    finally:
+        for layer, enabled in zip(layers, before):
+            layer.enabled = enabled
 
 
 @torch.no_grad()
