@@ -587,7 +587,9 @@ def test_gpu_check_stage_past_its_budget_is_stopped_and_keeps_what_it_finished(t
 
     start = time.monotonic()
     record = check.run("slow", slow)
-    assert time.monotonic() - start < 2.0
+    # Unstopped, the stage takes 1000 x 10 ms = 10 s; stopped at 0.3 s it ends in well under that even on a loaded
+    # 2-core machine (the report is written twice around it). The row count below is the exact check.
+    assert time.monotonic() - start < 6.0
     assert record["status"] == "timed out" and record["error"].startswith("timed out after")
     assert 5 <= len(record["result"]["rows"]) < 1000
     assert f"{len(record['result']['rows'])} rows" in record["error"]
