@@ -10,12 +10,14 @@ import itertools
 import json
 import math
 import random
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from minigpt.model import GPTConfig, GPTModel
 from minigpt.tokenizer import gpt2_tiktoken_encoding
@@ -24,6 +26,9 @@ from tests._impl import load_impl
 ins = load_impl("minigpt.instruct")
 judge = load_impl("minigpt.judge")
 loading = load_impl("minigpt.loading")
+
+# Models this small train several times faster on one thread than on two that the OS has to share.
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 EOT = 50256
 PRE = ("Below is an instruction that describes a task. "
@@ -526,3 +531,166 @@ def test_a_lora_checkpoint_reloads_merged(encoding, tmp_path):
     with torch.no_grad():
         # Merging adds B·A into W once: the same function up to float32 rounding of the sum.
         torch.testing.assert_close(reloaded(ids), model.eval()(ids), rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------- readers: every failure located
+
+def test_json_array_errors_name_the_line_the_record_starts_on(tmp_path):
+    good = {"instruction": "fine", "input": "", "output": "ok"}
+    text = "[\n" + json.dumps(good, indent=2) + ",\n" + json.dumps({"instruction": "a"}, indent=2) + "\n]\n"
+    line = text.count("\n", 0, text.index("{", text.index("},"))) + 1   # where the second record's "{" stands
+    with pytest.raises(ins.RecordError, match=rf"r\.json:{line}: record 1: missing field 'output'"):
+        ins.load_records(write(tmp_path / "r.json", text))
+    with pytest.raises(ins.RecordError, match=r"r\.json:3: not valid JSON"):
+        ins.load_records(write(tmp_path / "r.json", '[\n{"instruction": "a", "output": "b"},\n]\n'))
+    with pytest.raises(ins.RecordError, match=r"r\.json:2: not valid JSON \(more text"):
+        ins.load_records(write(tmp_path / "r.json", '[{"instruction": "a", "output": "b"}]\n]'))
+
+
+def test_line_separators_inside_a_jsonl_string_do_not_split_the_line(tmp_path):
+    # JSON allows U+2028 and U+0085 unescaped inside strings; str.splitlines() would cut the line there.
+    records = [{"instruction": "a\u2028b", "input": "", "output": "c\x85d"}, {"instruction": "e", "input": "", "output": "f"}]
+    path = tmp_path / "sep.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n", encoding="utf-8")
+    assert ins.load_records(path) == records
+
+
+@pytest.mark.parametrize("content, message", [
+    (b'{"instruction": "a", "output": "b"}\n\xff\xfe\n', r"x:2: not UTF-8"),
+    (b"[" * 100_000, r"x:1: not valid JSON here \(nested too deeply"),
+    (b'{"instruction": "a", "output": "b", "id": ' + b"9" * 5000 + b"}\n", r"x:1: not valid JSON here"),
+    (b'{"instruction": "\\ud800", "output": "b"}\n', r"x:1: field 'instruction' holds a lone surrogate"),
+    (b'{"instruction": "a", "output": "b", "note": "\\udfff"}\n', r"x:1: one of the fields \['note'\]"),
+    (b'{"instruction": "a", "output": "b"} {"instruction": "c"}\n', r"x:1: not valid JSON \(more text"),
+    (b'{"instruction": [[[[1]]]], "output": "b"}\n', r"x:1: field 'instruction' must be a string, got list$"),
+    (b" \n\t\n", r"holds no records"),
+])
+def test_hostile_files_give_a_record_error_that_names_the_line(tmp_path, content, message):
+    path = tmp_path / "x"
+    path.write_bytes(content)
+    with pytest.raises(ins.RecordError, match=message):
+        ins.load_records(path)
+
+
+def test_a_split_with_no_test_records_is_refused():
+    records = [{"instruction": str(i), "input": "", "output": str(i)} for i in range(5)]
+    with pytest.raises(ins.InputError, match="little.json: the test split is empty"):
+        ins.check_splits(ins.split_records(records), "little.json")
+    ins.check_splits(ins.split_records(records + records[:1]), "six.json")   # 6 records leave one for the test
+
+
+def test_exact_match_is_not_measured_without_closed_tasks():
+    records = [{"instruction": "q", "input": "", "output": " ".join(["word"] * 30)}]
+    scores = ins.score_responses(records, ["word"])
+    assert scores["exact_match"] is None and scores["closed_tasks"] == 0
+    assert json.loads(json.dumps(scores))["exact_match"] is None     # valid JSON, not NaN
+
+
+# ------------------------------------------------------------------------------ readers: fuzzed (hypothesis)
+
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+LOCATED = r"(:\d+: | holds no records)"   # every RecordError names file:line, or says the file holds nothing
+
+
+@pytest.fixture(scope="module")
+def fuzz_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("fuzz")
+
+
+def expect_records_or_located_error(path):
+    try:
+        records = ins.load_records(path)
+    except ins.RecordError as e:
+        assert re.match(re.escape(str(path)) + LOCATED, str(e)), str(e)
+        return None
+    assert records and all(isinstance(r, dict) and isinstance(r["output"], str) for r in records)
+    return records
+
+
+@FUZZ
+@given(content=st.binary(max_size=300))
+def test_fuzz_arbitrary_bytes_give_records_or_a_located_record_error(fuzz_dir, content):
+    path = fuzz_dir / "bytes.jsonl"
+    path.write_bytes(content)
+    expect_records_or_located_error(path)
+
+
+@FUZZ
+@given(content=st.binary(max_size=200), prefix=st.sampled_from([b"[", b'[{"instruction": "a", "output": "b"}, ', b"{"]))
+def test_fuzz_broken_json_gives_records_or_a_located_record_error(fuzz_dir, content, prefix):
+    path = fuzz_dir / "broken.json"
+    path.write_bytes(prefix + content)
+    expect_records_or_located_error(path)
+
+
+JSON_LEAF = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | \
+    st.text(max_size=6) | st.sampled_from(["\ud800", " ", "x\udfffy"])
+JSON_VALUE = st.recursive(JSON_LEAF, lambda inner: st.lists(inner, max_size=3) |
+                          st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=6)
+FIELD = JSON_LEAF | JSON_VALUE
+TURN = st.fixed_dictionaries({}, optional={"instruction": FIELD, "input": FIELD, "output": FIELD})
+ANY_RECORD = st.fixed_dictionaries({}, optional={"instruction": FIELD, "input": FIELD, "output": FIELD,
+                                                 "history": st.lists(TURN, max_size=2) | FIELD, "id": JSON_VALUE})
+# Mostly records of the right shape (some with blank text, a lone surrogate or a null), so that both outcomes,
+# valid and refused, come up often.
+GOOD_TEXT = st.sampled_from(["ok", "Name a colour.", "Red.", "a\u2028b", "x\x85y"])
+TEXT = st.one_of(GOOD_TEXT, GOOD_TEXT, GOOD_TEXT, st.text(max_size=6), st.sampled_from(["", " \n", "\ud800"]))
+PLAUSIBLE_TURN = st.fixed_dictionaries({"instruction": TEXT, "output": TEXT}, optional={"input": TEXT | st.none()})
+PLAUSIBLE_RECORD = st.fixed_dictionaries({"instruction": TEXT, "output": TEXT}, optional={
+    "input": TEXT | st.none(), "history": st.lists(PLAUSIBLE_TURN, max_size=2) | st.none(), "id": JSON_LEAF})
+RECORDS = st.lists(st.one_of(PLAUSIBLE_RECORD, PLAUSIBLE_RECORD, PLAUSIBLE_RECORD, ANY_RECORD, JSON_LEAF), min_size=1,
+                   max_size=4)
+
+
+def text_ok(value, blank_ok=False):
+    """A field the chapter can use: a str that is whole characters (no lone surrogate), not blank unless allowed."""
+    if not isinstance(value, str) or any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+        return False
+    return blank_ok or bool(value.strip())
+
+
+def turn_ok(turn):
+    """The record rules, written out again independently of check_record."""
+    if not isinstance(turn, dict):
+        return False
+    return (text_ok(turn.get("instruction")) and text_ok(turn.get("output"))
+            and (turn.get("input") is None or text_ok(turn["input"], blank_ok=True)))
+
+
+def record_ok(record):
+    if not turn_ok(record):
+        return False
+    history = record.get("history")
+    if not (history is None or isinstance(history, list) and all(turn_ok(t) and "history" not in t
+                                                                  for t in history)):
+        return False
+    return "id" not in record or text_ok(json.dumps(record["id"], ensure_ascii=False), blank_ok=True)
+
+
+def dumps(record, raw: bool) -> str:
+    """One line of JSON; with `raw`, non-ASCII characters unescaped, unless the text holds a lone surrogate,
+    which UTF-8 cannot hold and so must stay escaped."""
+    text = json.dumps(record, ensure_ascii=not raw)
+    return text if text_ok(text, blank_ok=True) else json.dumps(record)
+
+
+@FUZZ
+@given(records=RECORDS, as_array=st.booleans(), raw=st.booleans())
+def test_fuzz_records_are_accepted_exactly_when_valid_and_errors_name_the_records_line(fuzz_dir, records, as_array,
+                                                                                      raw):
+    # One record per line, in a JSON array or as JSONL: record i stands on line i + 2 or i + 1. With `raw`,
+    # characters such as U+2028 stand unescaped in the strings (where the text allows it: not lone surrogates).
+    body = (",\n" if as_array else "\n").join(dumps(r, raw) for r in records)
+    path = fuzz_dir / ("records.json" if as_array else "records.jsonl")
+    path.write_text("[\n" + body + "\n]\n" if as_array else body + "\n", encoding="utf-8")
+    bad = [i for i, r in enumerate(records) if not record_ok(r)]
+    if not bad:
+        loaded = ins.load_records(path)
+        assert [r["instruction"] for r in loaded] == [r["instruction"] for r in records]
+        assert all(r["input"] == (records[i].get("input") or "") for i, r in enumerate(loaded))
+        return
+    with pytest.raises(ins.RecordError) as e:
+        ins.load_records(path)
+    line = bad[0] + (2 if as_array else 1)
+    assert str(e.value).startswith(f"{path}:{line}: "), (str(e.value), bad)
+
