@@ -4,12 +4,15 @@ Models here are tiny (a vocabulary of 64 ids, 2 layers of width 32) so the whole
 the classifier does not care how large the GPT under it is.
 """
 import random
+import re
+import warnings
 import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn as nn
+from hypothesis import given, settings, strategies as st
 
 from minigpt.model import GPTConfig, GPTModel
 from tests._impl import load_impl
@@ -446,3 +449,93 @@ def test_base_model_from_random_init_from_gpt2_weights_and_from_a_checkpoint(tmp
         assert torch.equal(from_checkpoint(ids), expected)
     with pytest.raises(ValueError, match="not both"):
         loading.load_base_model(weights="gpt2", checkpoint=str(checkpoint))
+
+
+# ------------------------------------------------------------------- data that cannot measure anything, baselines
+
+
+def test_a_split_of_one_class_or_none_is_refused_naming_the_file():
+    with pytest.raises(clf.InputError, match=r"test\.tsv: every message in the test split is 'ham' \(3\)"):
+        clf.check_split([("ham", "a"), ("ham", "b"), ("ham", "c")], "the test split", "test.tsv")
+    with pytest.raises(clf.InputError, match=r"val\.tsv: the validation split has no messages"):
+        clf.check_split([], "the validation split", "val.tsv")
+    clf.check_split([("ham", "a"), ("spam", "b")], "the test split", "test.tsv")   # both classes: fine
+
+
+def test_majority_baseline_is_the_best_constant_answer():
+    examples = [("ham", "a")] * 86 + [("spam", "b")] * 38
+    assert clf.majority_baseline(examples) == ("ham", pytest.approx(86 / 124))
+    assert clf.majority_baseline([("spam", "b")] * 3 + [("ham", "a")]) == ("spam", 0.75)
+    assert clf.majority_baseline([("spam", "b"), ("ham", "a")]) == ("ham", 0.5)   # a tie: the first label
+    assert clf.format_accuracy(0.934, ("ham", 0.5)) == "93.4% (always answering 'ham' would score 50.0%)"
+
+
+def test_small_models_train_on_one_thread_unless_told_otherwise():
+    with torch.device("meta"):
+        small, wide = GPTModel(tiny_config()), GPTModel(tiny_config(emb_dim=clf.SMALL_MODEL_WIDTH, n_heads=8))
+    assert clf.cpu_threads(small) == 1 and clf.cpu_threads(clf.GPTClassifier(small)) == 1
+    assert clf.cpu_threads(small, requested=3) == 3
+    assert clf.cpu_threads(wide) == torch.get_num_threads()
+
+
+# --------------------------------------------------------------------------- the SMS reader, fuzzed (hypothesis)
+
+# Weighted towards good lines, so that files with no bad line (read in full) come up often too.
+LABEL = st.sampled_from(["ham", "spam"] * 4 + ["Ham", "eggs", "", "label", "ham "])
+SEPARATOR = st.sampled_from(["\t"] * 6 + [" ", "", "\t\t"])
+MESSAGE = st.text(st.characters(blacklist_characters="\n"), max_size=12)
+FUZZ = settings(max_examples=150, deadline=None)
+
+
+@pytest.fixture(scope="module")
+def fuzz_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("sms_fuzz")
+
+
+@FUZZ
+@given(content=st.binary(max_size=300))
+def test_fuzz_arbitrary_bytes_give_messages_or_an_input_error_naming_the_line(fuzz_dir, content):
+    path = fuzz_dir / "bytes.tsv"
+    path.write_bytes(content)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # a header-like first line is skipped with a warning
+            examples = clf.read_sms_file(path)
+    except clf.InputError as e:
+        assert re.match(re.escape(str(path)) + r"(:\d+: | holds no messages)", str(e)), str(e)
+    else:
+        assert examples and all(label in clf.LABELS and text.strip() for label, text in examples)
+
+
+def sms_line_ok(line: str) -> bool:
+    """The format written out again: a known label, a TAB, a message that is not blank (CR LF endings allowed)."""
+    label, tab, text = line.removesuffix("\r").partition("\t")
+    return bool(tab) and label in clf.LABELS and bool(text.strip())
+
+
+@FUZZ
+@given(lines=st.lists(st.tuples(LABEL, SEPARATOR, MESSAGE), min_size=1, max_size=6))
+def test_fuzz_lines_are_read_exactly_when_valid_and_errors_name_the_first_bad_line(fuzz_dir, lines):
+    texts = [label + sep + message for label, sep, message in lines]
+    path = fuzz_dir / "lines.tsv"
+    path.write_bytes("\n".join(texts).encode("utf-8", "surrogatepass"))
+    bad = [i for i, t in enumerate(texts) if t.strip() and not sms_line_ok(t)]
+    header = bool(bad) and bad[0] == 0 and texts[0].partition("\t")[1] and \
+        texts[0].partition("\t")[0].strip().lower() in ("label", "class", "category", "v1", "type")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            examples = clf.read_sms_file(path)
+    except clf.InputError as e:
+        if "not UTF-8" in str(e):   # a surrogate in the text: not encodable text at all
+            return
+        remaining = bad[1:] if header else bad
+        if remaining:
+            assert str(e).startswith(f"{path}:{remaining[0] + 1}: "), (str(e), texts)
+        else:
+            assert "holds no messages" in str(e)
+    else:
+        assert not (bad[1:] if header else bad)
+        wanted = [t.removesuffix("\r").partition("\t") for i, t in enumerate(texts) if t.strip() and sms_line_ok(t)]
+        assert examples == [(label, text) for label, _, text in wanted]
+
