@@ -3,8 +3,10 @@
 Models here are tiny (a vocabulary of 64 ids, 2 layers of width 32) so the whole file runs in seconds on a CPU;
 the classifier does not care how large the GPT under it is.
 """
+import json
 import random
 import re
+import runpy
 import warnings
 import zipfile
 from pathlib import Path
@@ -539,3 +541,69 @@ def test_fuzz_lines_are_read_exactly_when_valid_and_errors_name_the_first_bad_li
         wanted = [t.removesuffix("\r").partition("\t") for i, t in enumerate(texts) if t.strip() and sms_line_ok(t)]
         assert examples == [(label, text) for label, _, text in wanted]
 
+
+# ------------------------------------------------------------------ the chapter script: checked before any work
+
+CHAPTER = Path(__file__).resolve().parent.parent / "chapters" / "ch08_classification.py"
+
+
+@pytest.fixture(scope="module")
+def chapter():
+    """The chapter script's globals (main() and what it reads), loaded without running it."""
+    return runpy.run_path(str(CHAPTER), run_name="ch08_under_test")
+
+
+def stopped_with_one_line(main, argv, capsys) -> str:
+    """main(argv) must end with exit status 2 and a single line on stderr (no traceback); that line."""
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err.strip()
+
+
+@pytest.mark.parametrize("argv, names", [
+    (["--batch-size", "0"], "--batch-size"), (["--epochs", "0"], "--epochs"), (["--lr", "-1"], "--lr"),
+    (["--lr", "inf"], "--lr"), (["--weight-decay", "-0.1"], "--weight-decay"), (["--max-length", "0"], "--max-length"),
+    (["--max-length", "257"], "--max-length 257"), (["--lora-rank", "0"], "--lora-rank"),
+    (["--lora-alpha", "0"], "--lora-alpha"), (["--strategy", "lora", "--lora-targets", "W_querry"], "--lora-targets"),
+    (["--emb-dim", "100", "--n-heads", "3"], "--emb-dim 100"), (["--n-layers", "0"], "--n-layers"),
+    (["--strategy", "last", "--last-blocks", "5"], "--last-blocks 5"), (["--threads", "0"], "--threads"),
+    (["--data", "/no/such/file.tsv"], "--data"), (["--checkpoint", "/no/such.pt"], "--checkpoint"),
+    (["--weights", "gpt2", "--checkpoint", "x.pt"], "--checkpoint"), (["--device", "tpu"], "--device"),
+])
+def test_bad_options_stop_before_any_work_with_one_line(chapter, capsys, tmp_path, argv, names):
+    out = tmp_path / "out"
+    line = stopped_with_one_line(chapter["main"], argv + ["--out", str(out)], capsys)
+    assert line.startswith("ch08_classification.py: error: ") and names in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("ham\thi\nham\tyo\nham\tok\n", "every message in the file is 'ham' (3)"),
+    ("ham\thi\nspam\tWIN\n", "the validation split (2 messages split 70/10/20 per class) has no messages"),
+    ("ham\thi\nspam WIN\n", ":2: no TAB"),
+    ("", "holds no messages"),
+])
+def test_data_that_cannot_measure_anything_is_refused_in_one_line(chapter, capsys, tmp_path, content, expected):
+    data = write(tmp_path, content)
+    line = stopped_with_one_line(chapter["main"], ["--data", str(data), "--out", str(tmp_path / "out")], capsys)
+    assert str(data) in line and expected in line
+
+
+def test_every_accuracy_is_printed_beside_the_majority_baseline(chapter, capsys, tmp_path):
+    # A small model and data set, so the whole script runs in seconds; --balance none keeps the classes uneven.
+    messages = [("spam" if i % 3 == 0 else "ham", f"message number {i} " + ("WIN cash" if i % 3 == 0 else "hi"))
+                for i in range(60)]
+    data = clf.write_sms_file(messages, tmp_path / "sms.tsv")
+    chapter["main"](["--data", str(data), "--out", str(tmp_path / "out"), "--emb-dim", "16", "--n-layers", "1",
+                     "--n-heads", "2", "--epochs", "1", "--balance", "none"])
+    printed = capsys.readouterr().out
+    test_baseline = "always answering 'ham' would score 66.7%"   # 8 of the 12 test messages are ham
+    assert re.search(rf"Test accuracy before training: [\d.]+% \({test_baseline}\)", printed)
+    assert re.search(rf"test accuracy [\d.]+% \({test_baseline}\)", printed)           # the reloaded model
+    assert re.search(rf"Test accuracy: [\d.]+% \({test_baseline}\); validation [\d.]+% \(majority 66.7%\), "
+                     rf"train [\d.]+% \(majority 66.\d%\)", printed)
+    assert re.search(r"epoch 1: train loss [\d.]+ acc [\d.]+% \(majority 66.\d%\)", printed)
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["majority_baselines"]["test"] == {"label": "ham", "accuracy": pytest.approx(8 / 12)}
