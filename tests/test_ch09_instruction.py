@@ -11,8 +11,10 @@ import json
 import math
 import random
 import re
+import runpy
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 import pytest
 import torch
@@ -694,3 +696,95 @@ def test_fuzz_records_are_accepted_exactly_when_valid_and_errors_name_the_record
     line = bad[0] + (2 if as_array else 1)
     assert str(e.value).startswith(f"{path}:{line}: "), (str(e.value), bad)
 
+
+# ------------------------------------------------------------------ the chapter script: checked before any work
+
+CHAPTER = Path(__file__).resolve().parent.parent / "chapters" / "ch09_instruction.py"
+
+
+@pytest.fixture(scope="module")
+def chapter():
+    """The chapter script's globals (main() and the constants it reads), loaded without running it."""
+    return runpy.run_path(str(CHAPTER), run_name="ch09_under_test")
+
+
+def one_line_error(main, argv, capsys) -> str:
+    """Run main(argv), which must stop with exit status 2 and one line on stderr, no traceback; return the line."""
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err.strip()
+
+
+@pytest.mark.parametrize("argv, names", [
+    (["--batch-size", "0"], "--batch-size"), (["--epochs", "0"], "--epochs"), (["--steps", "-2"], "--steps"),
+    (["--steps", "5", "--epochs", "2"], "--epochs"), (["--lr", "nan"], "--lr"), (["--lr", "0"], "--lr"),
+    (["--max-new-tokens", "256"], "--max-new-tokens 256"), (["--lora-rank", "-1"], "--lora-rank"),
+    (["--lora-alpha", "8"], "--lora-alpha"), (["--max-test", "0"], "--max-test"), (["--threads", "0"], "--threads"),
+    (["--judge-url", "http://example.com:11434/api/chat"], "--judge-url"),
+    (["--judge", "--judge-url", "https://localhost/api/chat"], "--judge-url"),
+    (["--data", "/no/such/records.json"], "--data"), (["--checkpoint", "/no/such.pt"], "--checkpoint"),
+    (["--device", "tpu"], "--device"), (["--seed", "-1"], "--seed"), (["--style", "chatml"], "--style"),
+])
+def test_bad_options_stop_before_any_work_with_one_line(chapter, capsys, tmp_path, argv, names):
+    out = tmp_path / "out"
+    line = one_line_error(chapter["main"], argv + ["--out", str(out)], capsys)
+    assert line.startswith("ch09_instruction.py: error: ") and names in line
+    assert not out.exists()   # nothing was written: the check came first
+
+
+@pytest.mark.parametrize("content, expected", [
+    ('[{"instruction": "a", "output": "b"}, {"instruction": "c", "output": "d"}]', "the test split is empty"),
+    ('{"instruction": "a", "output": "b"}\n{"instruction": 3, "output": "d"}\n', ":2: field 'instruction'"),
+    ("", "holds no records"),
+])
+def test_data_that_cannot_train_or_be_scored_is_refused_in_one_line(chapter, capsys, tmp_path, content, expected):
+    data = write(tmp_path / "records.json", content)
+    line = one_line_error(chapter["main"], ["--data", str(data), "--out", str(tmp_path / "out")], capsys)
+    assert str(data) in line and expected in line
+
+
+def open_task_records(n):
+    """Records whose answers are all long (more than CLOSED_MAX_WORDS words): none is a closed task."""
+    return [{"instruction": f"Describe thing {i}.", "input": "",
+             "output": " ".join(f"word{j % 7}" for j in range(i % 5 + 22))} for i in range(n)]
+
+
+def test_a_short_run_estimates_its_time_and_says_when_exact_match_cannot_be_measured(chapter, capsys, tmp_path,
+                                                                                    monkeypatch):
+    # A much smaller model than the chapter's, so the whole script runs in seconds.
+    monkeypatch.setitem(chapter, "SCRATCH_CONFIG", GPTConfig(vocab_size=50257, context_length=64, emb_dim=16,
+                                                             n_heads=2, n_layers=1, drop_rate=0.0, tie_weights=True))
+    data = write(tmp_path / "open.json", json.dumps(open_task_records(24)))
+    out = tmp_path / "out"
+    chapter["main"](["--data", str(data), "--steps", "2", "--out", str(out), "--batch-size", "4"])
+    printed = capsys.readouterr().out
+    assert re.search(r"Timed 2 training batch\(es\): [\d,]+ tokens/s .* should take about \d+ s", printed)
+    assert re.search(r"Finetuning took \d+ s \([\d.]+ s/step; estimated \d+ s\)", printed)
+    assert "exact match: not measured" in printed and "nan" not in printed
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["exact_match"] is None and scores["training"]["steps"] == 2 and scores["training"]["threads"] == 1
+
+
+@pytest.mark.parametrize("records, pretrained, device, epochs", [
+    (800, False, "cpu", 7.0),          # 7 epochs fit in the token budget
+    (8000, False, "cpu", None),        # they do not: lowered to the budget
+    (8000, False, "cuda", 7.0),        # no budget off the CPU
+    (800, True, "cpu", 2.0),
+])
+def test_default_training_is_epochs_capped_by_a_cpu_token_budget(chapter, encoding, records, pretrained, device,
+                                                                 epochs):
+    data = ins.InstructionDataset([{"instruction": "Say it.", "input": "", "output": "word " * 40}] * records,
+                                  encoding, "alpaca", 256)
+    args = chapter["build_parser"]().parse_args([])
+    steps, plan = chapter["training_plan"](args, data, 256, pretrained, torch.device(device))
+    per_epoch = math.ceil(records / args.batch_size)
+    tokens = sum(data.lengths())
+    if epochs is None:
+        assert steps * args.batch_size * tokens / records == pytest.approx(chapter["CPU_TOKEN_BUDGET"], rel=0.01)
+        assert "lowered" in plan
+    else:
+        assert steps == round(epochs * per_epoch) and f"{epochs:.1f} epochs" in plan
+    args = chapter["build_parser"]().parse_args(["--epochs", "0.5"])
+    assert chapter["training_plan"](args, data, 256, pretrained, torch.device(device))[0] == round(0.5 * per_epoch)
