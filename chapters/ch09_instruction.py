@@ -17,8 +17,10 @@ and scores it: exact match, token F1, ROUGE-L and the perplexity of the referenc
 How much it trains by default (--epochs and --steps override it): a number of epochs, because what finetuning
 teaches depends on how often the model sees each record: 7 epochs from random weights (the bundled data's run
 was still improving there), 2 from pretrained weights (more starts to memorise the answers). On a CPU the epochs
-are lowered, if need be, so that training reads at most 1,000,000 tokens: time grows with the tokens read, and
-this keeps a default run on a 2-core CPU within about 15 minutes on any data (minigpt/INSTRUCTION_RESULTS.md).
+are lowered, if need be, so that training reads at most 450,000 tokens (about 4 epochs of the bundled data or of
+a 1,100-record Alpaca file): time grows with the tokens read, and one thread read 700-1,160 tokens/s on the
+project's 2-core CPU, idle or beside a busy process, so a default run takes 7 to 11 minutes there whatever the
+data (minigpt/INSTRUCTION_RESULTS.md).
 """
 import argparse
 import json
@@ -50,8 +52,8 @@ DEFAULT_LR = {"scratch": 5e-3, "pretrained": 5e-5, "lora": 5e-4}
 # The default amount of training (see the module docstring): epochs by where the weights come from, and on a
 # CPU at most CPU_TOKEN_BUDGET training tokens (prompt, response and end token of each record seen).
 DEFAULT_EPOCHS = {"scratch": 7, "pretrained": 2}
-CPU_TOKEN_BUDGET = 1_000_000
-TIMED_BATCHES = 3   # training batches timed for the estimate; the first one warms up and is not counted
+CPU_TOKEN_BUDGET = 450_000
+TIMED_BATCHES = 6   # training batches timed for the estimate; the first one warms up and is not counted
 # The random-init model: small enough to finetune on a laptop CPU in minutes. No dropout: a few epochs over a
 # small dataset is too little training to overfit, and dropout would only slow the learning down.
 SCRATCH_CONFIG = GPTConfig.preset("tiny", tie_weights=True, drop_rate=0.0)
@@ -86,7 +88,7 @@ def build_parser() -> cli.ArgumentParser:
     amount = train.add_mutually_exclusive_group()
     amount.add_argument("--epochs", type=cli.positive_float,
                         help="passes over the training records (default: 7 from random weights, 2 from pretrained "
-                             "ones; on a CPU at most 1,000,000 training tokens)")
+                             "ones; on a CPU at most 450,000 training tokens)")
     amount.add_argument("--steps", type=cli.positive_int, help="optimizer steps (instead of --epochs)")
     train.add_argument("--batch-size", type=cli.positive_int, default=8)
     train.add_argument("--lr", type=cli.positive_float,

@@ -465,11 +465,12 @@ def cpu_threads(model: nn.Module, requested: int | None = None) -> int:
     """How many CPU threads torch should use to train `model`: `requested` if given, else 1 for a small model
     (emb_dim below SMALL_MODEL_WIDTH), else torch's current setting (by default one per core).
 
-    A small model's matrix products take microseconds, so a second thread saves little even on an idle machine.
-    On a busy one it costs a lot: every product waits for the slowest thread, and a thread that shares its core
-    with another program runs only part of the time, so two threads beside one busy process ran the same steps
-    2 to 10 times slower than one thread did (minigpt/INSTRUCTION_RESULTS.md). Wide models do enough work per
-    product for two threads to pay off when the cores are free.
+    One thread holds up on a busy machine; more do not. On the project's 2-core CPU a second thread made chapter
+    9's small model 1.6-1.8x faster while nothing else ran, but beside one busy process it was 10% slower, and
+    while other jobs shared the cores 1.3-4x slower (every product waits for its slowest thread, and a thread that
+    shares its core runs only part of the time; minigpt/INSTRUCTION_RESULTS.md). Wide models keep torch's
+    setting: their products are large enough to use every core of a bigger machine, where the gain outweighs
+    that risk (not measured here: only 2 cores were available).
     """
     if requested is not None:
         return requested

@@ -760,7 +760,7 @@ def test_a_short_run_estimates_its_time_and_says_when_exact_match_cannot_be_meas
     out = tmp_path / "out"
     chapter["main"](["--data", str(data), "--steps", "2", "--out", str(out), "--batch-size", "4"])
     printed = capsys.readouterr().out
-    assert re.search(r"Timed 2 training batch\(es\): [\d,]+ tokens/s .* should take about \d+ s", printed)
+    assert re.search(r"Timed [2-5] training batch\(es\): [\d,]+ tokens/s .* should take about \d+ s", printed)
     assert re.search(r"Finetuning took \d+ s \([\d.]+ s/step; estimated \d+ s\)", printed)
     assert "exact match: not measured" in printed and "nan" not in printed
     scores = json.loads((out / "scores.json").read_text())
