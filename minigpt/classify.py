@@ -15,6 +15,7 @@ import os
 import random
 import warnings
 import zipfile
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -24,9 +25,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from minigpt.checkpoint import load_checkpoint, portable_config
-from minigpt.files import atomic_open, write_bytes_atomic
+from minigpt.files import InputError, atomic_open, write_bytes_atomic
 from minigpt.lora import ALL_LINEAR, ATTENTION_QV, apply_lora, count_trainable, lora_settings
-from minigpt.model import GPTModel
+from minigpt.model import GPTModel, find_gpt
 from minigpt.tokenizer import GPT2_EOT_ID
 
 LABELS = ("ham", "spam")   # class 0 and class 1
@@ -47,7 +48,8 @@ def read_sms_file(path: str | os.PathLike, labels: Sequence[str] = LABELS) -> li
     """Read the UCI SMS Spam Collection format: one message per line, `ham` or `spam`, a TAB, the text.
 
     A header line on the first line (such as "label<TAB>text") is skipped with a warning; blank lines are
-    skipped; any other line that is not `<label><TAB><text>` raises ValueError naming file:line.
+    skipped; any other line that is not `<label><TAB><text>` raises InputError (a ValueError) naming file:line,
+    and so does a line that is not UTF-8. Whatever the bytes, nothing else is raised.
     """
     path = Path(path)
     examples: list[Example] = []
@@ -56,7 +58,7 @@ def read_sms_file(path: str | os.PathLike, labels: Sequence[str] = LABELS) -> li
             try:
                 line = raw.decode("utf-8").removeprefix("\ufeff" if number == 1 else "").rstrip("\r\n")
             except UnicodeDecodeError as e:
-                raise ValueError(f"{path}:{number}: not UTF-8 text ({e.reason} at byte {e.start}); "
+                raise InputError(f"{path}:{number}: not UTF-8 text ({e.reason} at byte {e.start}); "
                                  f"save the file as UTF-8") from None
             if not line.strip():
                 continue
@@ -73,10 +75,10 @@ def read_sms_file(path: str | os.PathLike, labels: Sequence[str] = LABELS) -> li
                 problem = f"unknown label {label[:20]!r}"
             else:
                 problem = "empty message"
-            raise ValueError(f"{path}:{number}: {problem}; expected {' or '.join(labels)}, a TAB, then the message "
+            raise InputError(f"{path}:{number}: {problem}; expected {' or '.join(labels)}, a TAB, then the message "
                              f"text, got {line[:60]!r}")
     if not examples:
-        raise ValueError(f"{path} holds no messages; expected lines like 'ham<TAB>See you at 8'")
+        raise InputError(f"{path} holds no messages; expected lines like 'ham<TAB>See you at 8'")
     return examples
 
 
@@ -113,6 +115,40 @@ def stratified_split(examples: Sequence[Example], fractions: tuple[float, float,
     return parts
 
 
+def check_split(examples: Sequence[Example], what: str, source: str | os.PathLike,
+                labels: Sequence[str] = LABELS, advice: str = "") -> None:
+    """Raise InputError, naming `source` (the file) and `what` ("the test split"), if `examples` cannot train or
+    measure a classifier.
+
+    An empty split measures nothing. A split of one class measures nothing either: a model that always answers
+    that class scores 100% on it (and training on one class teaches only that answer). `advice` ends the message.
+    """
+    needs = f"it needs messages of each class ({' and '.join(labels)}){advice}"
+    if not examples:
+        raise InputError(f"{source}: {what} has no messages; {needs}")
+    counts = Counter(label for label, _ in examples)
+    if len(counts) == 1:
+        (label, n), = counts.items()
+        raise InputError(f"{source}: every message in {what} is {label!r} ({n}): always answering {label!r} would "
+                         f"score 100% on it, so it can neither train nor measure anything; {needs}")
+
+
+def majority_baseline(examples: Sequence[Example], labels: Sequence[str] = LABELS) -> tuple[str, float]:
+    """(label, accuracy) of the best constant answer on `examples`: the most frequent label (ties: first in
+    `labels`). A classifier is worth something only where its accuracy beats this."""
+    if not examples:
+        raise ValueError("majority_baseline needs at least one example")
+    counts = Counter(label for label, _ in examples)
+    label = max(labels, key=lambda l: (counts[l], -list(labels).index(l)))
+    return label, counts[label] / len(examples)
+
+
+def format_accuracy(accuracy: float, baseline: tuple[str, float]) -> str:
+    """ "93.4% (always answering 'ham' would score 50.0%)": an accuracy means something only beside that."""
+    label, score = baseline
+    return f"{accuracy:.1%} (always answering {label!r} would score {score:.1%})"
+
+
 def undersample(examples: Sequence[Example], seed: int = 123) -> list[Example]:
     """Keep as many examples of each class as the rarest class has, chosen at random; order is kept.
 
@@ -139,9 +175,11 @@ def download_sms_spam(verify: bool = True, quiet: bool = False, local: str | os.
     from minigpt.download import cache_dir, download
     archive = download(SMS_SPAM_URL, "sms+spam+collection.zip", SMS_SPAM_SHA256 if verify else None,
                        local=local, subdir="sms", quiet=quiet)
+    if not zipfile.is_zipfile(archive):
+        raise InputError(f"{archive} is not a zip file; pass the UCI zip, or the SMSSpamCollection file inside it")
     with zipfile.ZipFile(archive) as z:
         if "SMSSpamCollection" not in z.namelist():
-            raise ValueError(f"{archive} has no SMSSpamCollection file (it holds {z.namelist()})")
+            raise InputError(f"{archive} has no SMSSpamCollection file (it holds {z.namelist()[:10]})")
         target = cache_dir() / "sms" / "SMSSpamCollection"
         write_bytes_atomic(target, z.read("SMSSpamCollection"))   # half a megabyte: extracting again costs nothing
     return target
@@ -317,9 +355,13 @@ def confusion_matrix(predicted: torch.Tensor, true: torch.Tensor, num_classes: i
 def train_classifier(model: GPTClassifier, train_loader: DataLoader, val_loader: DataLoader,
                      test_loader: DataLoader | None = None, epochs: int = 5, lr: float = 5e-5,
                      weight_decay: float = 0.1, grad_clip: float | None = 1.0,
-                     device: str | torch.device = "cpu", progress: bool = True) -> dict[str, list[float]]:
+                     device: str | torch.device = "cpu", progress: bool = True,
+                     baselines: dict[str, tuple[str, float]] | None = None) -> dict[str, list[float]]:
     """Train the trainable parameters with AdamW and cross-entropy; after each epoch measure loss and accuracy
-    on every split. Returns the history: {"train_loss": [...], "train_acc": [...], "val_loss": ..., ...}."""
+    on every split. Returns the history: {"train_loss": [...], "train_acc": [...], "val_loss": ..., ...}.
+
+    `baselines` ({"train": majority_baseline(...), "val": ..., "test": ...}) are printed beside the accuracies.
+    """
     from tqdm import tqdm
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
@@ -344,9 +386,15 @@ def train_classifier(model: GPTClassifier, train_loader: DataLoader, val_loader:
             history[f"{split}_loss"].append(split_loss)
             history[f"{split}_acc"].append(split_acc)
         if progress:
-            print(f"epoch {epoch}: " + ", ".join(f"{s} loss {history[s + '_loss'][-1]:.3f} "
-                                                 f"acc {history[s + '_acc'][-1]:.1%}" for s in splits))
+            print(f"epoch {epoch}: " + ", ".join(_epoch_summary(history, s, (baselines or {}).get(s))
+                                                 for s in splits))
     return history
+
+
+def _epoch_summary(history: dict, split: str, baseline: tuple[str, float] | None) -> str:
+    accuracy = history[f"{split}_acc"][-1]
+    shown = f"{accuracy:.1%}" if baseline is None else f"{accuracy:.1%} (majority {baseline[1]:.1%})"
+    return f"{split} loss {history[f'{split}_loss'][-1]:.3f} acc {shown}"
 
 
 # ---------------------------------------------------------------------------------------------- use
@@ -406,9 +454,70 @@ def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu")
     return classifier_from_state(load_checkpoint(path), device)   # weights_only: loading never runs code
 
 
+# ------------------------------------------------------------------------------------- machine settings
+# (Used by chapters 8 and 9. It is a machine setting, not classification, and belongs in minigpt/speed.py;
+# it sits here until it moves there, so that chapter 9 can import it from an earlier chapter.)
+
+SMALL_MODEL_WIDTH = 512   # emb_dim below which a model's matrix products are too small to share between threads
+
+
+def cpu_threads(model: nn.Module, requested: int | None = None) -> int:
+    """How many CPU threads torch should use to train `model`: `requested` if given, else 1 for a small model
+    (emb_dim below SMALL_MODEL_WIDTH), else torch's current setting (by default one per core).
+
+    One thread holds up on a busy machine; more do not. On the project's 2-core CPU a second thread made chapter
+    9's small model 1.6-1.8x faster while nothing else ran, but beside one busy process it was 10% slower, and
+    while other jobs shared the cores 1.3-4x slower (every product waits for its slowest thread, and a thread that
+    shares its core runs only part of the time; minigpt/INSTRUCTION_RESULTS.md). Wide models keep torch's
+    setting: their products are large enough to use every core of a bigger machine, where the gain outweighs
+    that risk (not measured here: only 2 cores were available).
+    """
+    if requested is not None:
+        return requested
+    gpt = find_gpt(model)
+    width = gpt.cfg.emb_dim if gpt is not None else SMALL_MODEL_WIDTH
+    return 1 if width < SMALL_MODEL_WIDTH else torch.get_num_threads()
+
+
+def check_common_options(parser, args) -> torch.device:
+    """The options chapters 8 and 9 share, checked before any work: --device (returned as a torch.device), --out
+    (a folder, or not there yet) and --checkpoint (a file). A bad one ends the script through parser.error: one
+    line naming it, exit status 2. (These fit every chapter script: they belong in minigpt/cli.py.)"""
+    from minigpt.device import pick_device
+    try:
+        device = pick_device(args.device)
+    except ValueError as e:
+        parser.error(str(e))
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {args.out}: is a file, not a folder")
+    if args.checkpoint is not None and not args.checkpoint.is_file():
+        parser.error(f"--checkpoint {args.checkpoint}: no such file")
+    return device
+
+
+def open_base_model(weights: str | None, checkpoint: str | os.PathLike | None, config, device) -> GPTModel:
+    """minigpt.loading.load_base_model, with a failure to open the weights or checkpoint raised as InputError.
+
+    Chapters 8 and 9 start from a file the user names; a missing download, a truncated or foreign file or a
+    bad config is the user's to fix, so the scripts print it as one line. (Until the loaders raise InputError
+    themselves, every OSError, RuntimeError and ValueError while loading is taken to be such a failure.)
+    """
+    from minigpt.loading import load_base_model   # loading imports this module: import it only when called
+    if not (weights or checkpoint):
+        return load_base_model(None, None, config, device)   # a fresh model: nothing the user gave can be wrong
+    try:
+        return load_base_model(weights, str(checkpoint) if checkpoint else None, config, device)
+    except (InputError, FileNotFoundError):
+        raise
+    except (OSError, RuntimeError, ValueError) as e:
+        what = f"GPT-2 weights {weights!r}" if weights else f"checkpoint {checkpoint}"
+        raise InputError(f"could not load {what}: {type(e).__name__}: {e}") from None
+
+
 __all__ = ["LABELS", "PAD_TOKEN_ID", "SMS_SPAM_URL", "SMS_SPAM_SHA256", "read_sms_file", "write_sms_file",
            "stratified_split", "undersample", "download_sms_spam", "pad_or_truncate", "SpamDataset", "trim_batch",
            "make_loader", "GPTClassifier", "POOLINGS", "STRATEGIES", "set_trainable", "evaluate_classifier",
            "predict", "confusion_matrix", "train_classifier", "classify", "gpt2_encode", "save_classifier",
-           "classifier_from_state", "load_classifier",
+           "classifier_from_state", "load_classifier", "check_split", "majority_baseline", "format_accuracy",
+           "cpu_threads", "SMALL_MODEL_WIDTH", "check_common_options", "open_base_model",
            "ALL_LINEAR", "ATTENTION_QV"]

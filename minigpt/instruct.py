@@ -24,8 +24,6 @@ import math
 import os
 import random
 import re
-import unicodedata
-from collections import Counter
 from functools import partial
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -35,6 +33,8 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from minigpt.files import InputError, write_text_atomic
+from minigpt.metrics import (CLOSED_MAX_WORDS, answer_tokens, exact_match, is_closed_task,  # noqa: F401 (chapter 9's API)
+                             lcs_length, normalize_answer, rouge_l, score_responses, token_f1)
 from minigpt.tokenizer import GPT2_EOT_ID
 from minigpt.train import IGNORE_INDEX, TrainConfig, evaluate, train
 
@@ -79,10 +79,12 @@ def check_record(record: Any, where: str) -> dict:
             raise RecordError(f"{where}: missing field {field!r} (a record needs {RECORD_FIELDS[0]!r} and "
                               f"{RECORD_FIELDS[2]!r}; {RECORD_FIELDS[1]!r} is optional)")
         if not isinstance(checked[field], str):
-            raise RecordError(f"{where}: field {field!r} must be a string, got {type(checked[field]).__name__} "
-                              f"{checked[field]!r:.60}")
+            raise RecordError(f"{where}: field {field!r} must be a string, got {_describe(checked[field])}")
         if field != "input" and not checked[field].strip():
             raise RecordError(f"{where}: field {field!r} is empty")
+        if not _is_unicode_text(checked[field]):
+            raise RecordError(f"{where}: field {field!r} holds a lone surrogate (a \\ud800-\\udfff escape that is "
+                              f"half of a character), which is not text")
     if "history" in checked:
         history = checked["history"]
         if history is None:
@@ -96,41 +98,148 @@ def check_record(record: Any, where: str) -> dict:
                                   f"turn in the outer record's history, oldest first")
             turns.append(check_record(turn, f"{where}: field 'history[{i}]'"))
         checked["history"] = turns
+    extra = sorted(set(checked) - {*RECORD_FIELDS, "history"})
+    if extra and not _writable({k: checked[k] for k in extra}):
+        # Fields this chapter does not read are still written back out beside the answers (write_responses).
+        raise RecordError(f"{where}: one of the fields {extra} cannot be written back as JSON text (a lone "
+                          f"surrogate such as \\ud800, or nesting thousands of levels deep)")
     return checked
+
+
+def _describe(value: Any) -> str:
+    """A value's type and a short look at it; a list or object is not printed (it may be huge, or deeply nested)."""
+    shown = "" if value is None or isinstance(value, (list, dict)) else f" {repr(value)[:60]}"
+    return f"{'null' if value is None else type(value).__name__}{shown}"
+
+
+def _writable(value: Any) -> bool:
+    try:
+        return _is_unicode_text(json.dumps(value, ensure_ascii=False))
+    except RecursionError:
+        return False
+
+
+def _is_unicode_text(text: str) -> bool:
+    """Whether `text` can be written as UTF-8: JSON's "\\ud800" escapes can put half a character into a str."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def load_records(path: str | os.PathLike) -> list[dict]:
     """Read Alpaca-style records from a JSON array file or a JSONL file (one object per line).
 
     The format is taken from the content, not the name: a file whose first non-blank character is "[" is a
-    JSON array, anything else is read line by line. Every record is checked (`check_record`); an error names
-    the file and record index (JSON) or file:line (JSONL) and the field.
+    JSON array, anything else is read line by line. Every record is checked (`check_record`); an error is a
+    RecordError that names file:line (the line where the record starts, and for a JSON array its index too)
+    and says what is wrong. Nothing in a file, however broken, raises anything else.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no instruction data at {path}: expected a JSON array or JSONL file of records "
                                 f"{{\"instruction\", \"input\", \"output\"}}")
-    text = path.read_text(encoding="utf-8-sig")
-    if text.lstrip().startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise RecordError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
-        if not data:
+    text = _read_utf8(path)
+    start = _JSON_SPACE.match(text).end()
+    if text.startswith("[", start):
+        records = _array_records(text, start, path)
+        if not records:
             raise RecordError(f"{path} holds no records (an empty JSON array)")
-        return [check_record(record, f"{path} record {i}") for i, record in enumerate(data)]
-    records = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise RecordError(f"{path}:{number}: not valid JSON ({e.msg}); a JSONL file holds one JSON object per "
-                              f"line (or pass a JSON array starting with '[')") from None
-        records.append(check_record(record, f"{path}:{number}"))
+        return records
+    records = _jsonl_records(text, path)
     if not records:
         raise RecordError(f"{path} holds no records")
+    return records
+
+
+# Whitespace between JSON values, as the JSON grammar defines it (str.isspace() would also take "\x85" or "\u3000").
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _read_utf8(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")   # -sig: a byte order mark at the start is not part of the data
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise RecordError(f"{path}:{line}: not UTF-8 text ({e.reason} at byte {e.start}); save the file as "
+                          f"UTF-8") from None
+
+
+def _decode_value(text: str, pos: int, path: Path, line: int, first_line: int = 1, hint: str = ""
+                  ) -> tuple[Any, int]:
+    """The JSON value starting at text[pos] and the index where it ends; every way of failing is a RecordError.
+
+    `line` is the line the value starts on, `first_line` the line number of text's first line (for a text that
+    is one line of a file), `hint` is added to a message about broken JSON.
+    """
+    try:
+        return _DECODER.raw_decode(text, pos)
+    except json.JSONDecodeError as e:
+        raise RecordError(f"{path}:{first_line - 1 + e.lineno}: not valid JSON ({e.msg}){hint}") from None
+    except RecursionError:   # json recurses once per nesting level: thousands of "[" exhaust the stack
+        raise RecordError(f"{path}:{line}: not valid JSON here (nested too deeply to be a record){hint}") from None
+    except ValueError as e:  # e.g. an integer of more digits than Python converts (sys.get_int_max_str_digits)
+        raise RecordError(f"{path}:{line}: not valid JSON here ({e}){hint}") from None
+
+
+_DECODER = json.JSONDecoder()
+
+
+def _array_records(text: str, start: int, path: Path) -> list[dict]:
+    """The checked records of the JSON array that opens at text[start], each located by the line it starts on.
+
+    json.loads would parse the whole array at once and lose where each record was; decoding one element at a
+    time keeps its position, so an error names the line to look at, as it does for JSONL.
+    """
+    records: list[dict] = []
+    line, counted = 1, 0
+
+    def line_at(pos: int) -> int:   # counting newlines incrementally keeps this linear in the file's length
+        nonlocal line, counted
+        line += text.count("\n", counted, pos)
+        counted = pos
+        return line
+
+    pos = _JSON_SPACE.match(text, start + 1).end()
+    if text.startswith("]", pos):
+        return records
+    while True:
+        where = f"{path}:{line_at(pos)}: record {len(records)}"
+        value, pos = _decode_value(text, pos, path, line)
+        records.append(check_record(value, where))
+        pos = _JSON_SPACE.match(text, pos).end()
+        if text.startswith(",", pos):
+            pos = _JSON_SPACE.match(text, pos + 1).end()
+        elif text.startswith("]", pos):
+            break
+        else:
+            raise RecordError(f"{path}:{line_at(pos)}: not valid JSON (expected ',' or ']' after record "
+                              f"{len(records) - 1})")
+    rest = _JSON_SPACE.match(text, pos + 1).end()
+    if rest != len(text):
+        raise RecordError(f"{path}:{line_at(rest)}: not valid JSON (more text after the array's closing ']')")
+    return records
+
+
+_JSONL_HINT = "; a JSONL file holds one JSON object per line (or pass a JSON array starting with '[')"
+
+
+def _jsonl_records(text: str, path: Path) -> list[dict]:
+    """The checked records of a JSONL text, one object per line; blank lines are skipped."""
+    records = []
+    # Lines end at "\n" only, as in an editor: str.splitlines() would also cut at "\u2028" or "\x85", which JSON
+    # allows unescaped inside a string, and so break a valid line in two.
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        record, end = _decode_value(line, _JSON_SPACE.match(line).end(), path, number, first_line=number,
+                                    hint=_JSONL_HINT)
+        if _JSON_SPACE.match(line, end).end() != len(line):
+            raise RecordError(f"{path}:{number}: not valid JSON (more text after the object); a JSONL file holds "
+                              f"one JSON object per line")
+        records.append(check_record(record, f"{path}:{number}"))
     return records
 
 
@@ -164,6 +273,16 @@ def load_splits(path: str | os.PathLike | None = None, seed: int = 123) -> dict[
                                     f"{', '.join(SPLIT_NAMES)}; or pass one file to have it split)")
         splits[name] = load_records(found[0])
     return splits
+
+
+def check_splits(splits: dict[str, list[dict]], source: str | os.PathLike) -> None:
+    """Raise InputError, naming `source`, if the training or the test split is empty: nothing to learn from, or
+    nothing to score. (An empty validation split is allowed: it only watches the loss.)"""
+    total = sum(len(records) for records in splits.values())
+    for name in ("train", "test"):
+        if not splits.get(name):
+            raise InputError(f"{source}: the {name} split is empty ({total} records in all); give at least 6 "
+                             f"records to split 85/5/10 (11 or more for a validation record too)")
 
 
 def download_alpaca(verify: bool = True, quiet: bool = False) -> Path:
@@ -469,86 +588,7 @@ def write_responses(records: Sequence[dict], responses: Sequence[str], path: str
 
 # --------------------------------------------------------------------------------------- 5. metrics
 
-ARTICLES = frozenset({"a", "an", "the"})
-# A number (an optional minus sign that is not a hyphen inside a word, digits, and "," or "." groups) or a run
-# of letters and digits. Everything else (punctuation, symbols) separates words.
-_WORD = re.compile(r"(?<!\w)-?\d+(?:[.,]\d+)*|[^\W_]+")
-
-
-def answer_tokens(text: str) -> list[str]:
-    """Lower-cased words and numbers of `text`; punctuation dropped, "10,000" read as "10000"."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    return [w.replace(",", "") if w[-1].isdigit() else w for w in _WORD.findall(text)]
-
-
-def normalize_answer(text: str) -> str:
-    """`answer_tokens` without articles, joined by single spaces: "The capital is Lima." -> "capital is lima"."""
-    return " ".join(w for w in answer_tokens(text) if w not in ARTICLES)
-
-
-def exact_match(prediction: str, reference: str) -> float:
-    """1.0 if the two agree after normalize_answer (case, punctuation, articles and spacing aside), else 0.0."""
-    return float(normalize_answer(prediction) == normalize_answer(reference))
-
-
-def token_f1(prediction: str, reference: str) -> float:
-    """F1 of the bags of normalized words: 2·P·R / (P + R) with P = shared / predicted, R = shared / reference.
-
-    A word counts as shared as often as it occurs in both. Two empty answers agree (1.0); one empty one: 0.0.
-    """
-    predicted = normalize_answer(prediction).split()
-    wanted = normalize_answer(reference).split()
-    if not predicted or not wanted:
-        return float(predicted == wanted)
-    shared = sum((Counter(predicted) & Counter(wanted)).values())
-    if shared == 0:
-        return 0.0
-    precision, recall = shared / len(predicted), shared / len(wanted)
-    return 2 * precision * recall / (precision + recall)
-
-
-def lcs_length(a: Sequence, b: Sequence) -> int:
-    """Length of the longest common subsequence of a and b (in order, not necessarily adjacent).
-
-    Dynamic programming over prefixes: best[j] is the LCS of a[:i] and b[:j]. If a[i-1] == b[j-1] it extends
-    the LCS of both prefixes by one; otherwise it is the better of dropping the last item of either. Only the
-    previous row is needed, so memory is O(len(b)).
-    """
-    previous = [0] * (len(b) + 1)
-    for x in a:
-        current = [0]
-        for j, y in enumerate(b, start=1):
-            current.append(previous[j - 1] + 1 if x == y else max(previous[j], current[j - 1]))
-        previous = current
-    return previous[-1]
-
-
-def rouge_l(prediction: str, reference: str) -> float:
-    """ROUGE-L F1: precision = LCS / predicted words, recall = LCS / reference words, F1 = 2PR / (P + R).
-
-    Words are `answer_tokens` (articles kept, as ROUGE does). Unlike token F1 it rewards words in the right order.
-    """
-    predicted, wanted = answer_tokens(prediction), answer_tokens(reference)
-    if not predicted or not wanted:
-        return float(predicted == wanted)
-    common = lcs_length(predicted, wanted)
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(predicted), common / len(wanted)
-    return 2 * precision * recall / (precision + recall)
-
-
-CLOSED_MAX_WORDS = 20
-
-
-def is_closed_task(record: dict, max_words: int = CLOSED_MAX_WORDS) -> bool:
-    """Whether exact match is a fair score for `record`: its reference is short (at most `max_words` words).
-
-    A short reference ("The capital of Peru is Lima.") has essentially one right wording; a long one (a story,
-    an explanation) has many, and exact match would call every good answer wrong.
-    """
-    return len(answer_tokens(record["output"])) <= max_words
-
+# exact match, token F1 and ROUGE-L live in minigpt/metrics.py (chapter 12 scores with them too).
 
 def response_perplexity(model: nn.Module, dataset: InstructionDataset, batch_size: int = 8) -> float:
     """exp(mean cross-entropy) of the reference responses given their prompts, per token over the whole set.
@@ -560,22 +600,6 @@ def response_perplexity(model: nn.Module, dataset: InstructionDataset, batch_siz
                                 allowed_max_length=model.cfg.context_length)
     _, perplexity = evaluate(model, loader)   # chapter 6's token-weighted mean over non-ignored targets
     return perplexity
-
-
-def score_responses(records: Sequence[dict], responses: Sequence[str],
-                    closed_max_words: int = CLOSED_MAX_WORDS) -> dict[str, float]:
-    """Mean exact match (over closed tasks), token F1 and ROUGE-L (over all records), as fractions in [0, 1]."""
-    if len(records) != len(responses) or not records:
-        raise ValueError(f"need one response per record, got {len(records)} records and {len(responses)} responses")
-    closed = [(r, p) for r, p in zip(records, responses) if is_closed_task(r, closed_max_words)]
-    scores = {
-        "exact_match": sum(exact_match(p, r["output"]) for r, p in closed) / len(closed) if closed else float("nan"),
-        "closed_tasks": len(closed),
-        "token_f1": sum(token_f1(p, r["output"]) for r, p in zip(records, responses)) / len(records),
-        "rouge_l": sum(rouge_l(p, r["output"]) for r, p in zip(records, responses)) / len(records),
-        "records": len(records),
-    }
-    return scores
 
 
 # -------------------------------------------------------------------------------------- 6. training

@@ -3,13 +3,18 @@
 Models here are tiny (a vocabulary of 64 ids, 2 layers of width 32) so the whole file runs in seconds on a CPU;
 the classifier does not care how large the GPT under it is.
 """
+import json
 import random
+import re
+import runpy
+import warnings
 import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn as nn
+from hypothesis import given, settings, strategies as st
 
 from minigpt.model import GPTConfig, GPTModel
 from tests._impl import load_impl
@@ -446,3 +451,159 @@ def test_base_model_from_random_init_from_gpt2_weights_and_from_a_checkpoint(tmp
         assert torch.equal(from_checkpoint(ids), expected)
     with pytest.raises(ValueError, match="not both"):
         loading.load_base_model(weights="gpt2", checkpoint=str(checkpoint))
+
+
+# ------------------------------------------------------------------- data that cannot measure anything, baselines
+
+
+def test_a_split_of_one_class_or_none_is_refused_naming_the_file():
+    with pytest.raises(clf.InputError, match=r"test\.tsv: every message in the test split is 'ham' \(3\)"):
+        clf.check_split([("ham", "a"), ("ham", "b"), ("ham", "c")], "the test split", "test.tsv")
+    with pytest.raises(clf.InputError, match=r"val\.tsv: the validation split has no messages"):
+        clf.check_split([], "the validation split", "val.tsv")
+    clf.check_split([("ham", "a"), ("spam", "b")], "the test split", "test.tsv")   # both classes: fine
+
+
+def test_majority_baseline_is_the_best_constant_answer():
+    examples = [("ham", "a")] * 86 + [("spam", "b")] * 38
+    assert clf.majority_baseline(examples) == ("ham", pytest.approx(86 / 124))
+    assert clf.majority_baseline([("spam", "b")] * 3 + [("ham", "a")]) == ("spam", 0.75)
+    assert clf.majority_baseline([("spam", "b"), ("ham", "a")]) == ("ham", 0.5)   # a tie: the first label
+    assert clf.format_accuracy(0.934, ("ham", 0.5)) == "93.4% (always answering 'ham' would score 50.0%)"
+
+
+def test_small_models_train_on_one_thread_unless_told_otherwise():
+    with torch.device("meta"):
+        small, wide = GPTModel(tiny_config()), GPTModel(tiny_config(emb_dim=clf.SMALL_MODEL_WIDTH, n_heads=8))
+    assert clf.cpu_threads(small) == 1 and clf.cpu_threads(clf.GPTClassifier(small)) == 1
+    assert clf.cpu_threads(small, requested=3) == 3
+    assert clf.cpu_threads(wide) == torch.get_num_threads()
+
+
+# --------------------------------------------------------------------------- the SMS reader, fuzzed (hypothesis)
+
+# Weighted towards good lines, so that files with no bad line (read in full) come up often too.
+LABEL = st.sampled_from(["ham", "spam"] * 4 + ["Ham", "eggs", "", "label", "ham "])
+SEPARATOR = st.sampled_from(["\t"] * 6 + [" ", "", "\t\t"])
+MESSAGE = st.text(st.characters(blacklist_characters="\n"), max_size=12)
+FUZZ = settings(max_examples=150, deadline=None)
+
+
+@pytest.fixture(scope="module")
+def fuzz_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("sms_fuzz")
+
+
+@FUZZ
+@given(content=st.binary(max_size=300))
+def test_fuzz_arbitrary_bytes_give_messages_or_an_input_error_naming_the_line(fuzz_dir, content):
+    path = fuzz_dir / "bytes.tsv"
+    path.write_bytes(content)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # a header-like first line is skipped with a warning
+            examples = clf.read_sms_file(path)
+    except clf.InputError as e:
+        assert re.match(re.escape(str(path)) + r"(:\d+: | holds no messages)", str(e)), str(e)
+    else:
+        assert examples and all(label in clf.LABELS and text.strip() for label, text in examples)
+
+
+def sms_line_ok(line: str) -> bool:
+    """The format written out again: a known label, a TAB, a message that is not blank (CR LF endings allowed)."""
+    label, tab, text = line.removesuffix("\r").partition("\t")
+    return bool(tab) and label in clf.LABELS and bool(text.strip())
+
+
+@FUZZ
+@given(lines=st.lists(st.tuples(LABEL, SEPARATOR, MESSAGE), min_size=1, max_size=6))
+def test_fuzz_lines_are_read_exactly_when_valid_and_errors_name_the_first_bad_line(fuzz_dir, lines):
+    texts = [label + sep + message for label, sep, message in lines]
+    path = fuzz_dir / "lines.tsv"
+    path.write_bytes("\n".join(texts).encode("utf-8", "surrogatepass"))
+    bad = [i for i, t in enumerate(texts) if t.strip() and not sms_line_ok(t)]
+    header = bool(bad) and bad[0] == 0 and texts[0].partition("\t")[1] and \
+        texts[0].partition("\t")[0].strip().lower() in ("label", "class", "category", "v1", "type")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            examples = clf.read_sms_file(path)
+    except clf.InputError as e:
+        if "not UTF-8" in str(e):   # a surrogate in the text: not encodable text at all
+            return
+        remaining = bad[1:] if header else bad
+        if remaining:
+            assert str(e).startswith(f"{path}:{remaining[0] + 1}: "), (str(e), texts)
+        else:
+            assert "holds no messages" in str(e)
+    else:
+        assert not (bad[1:] if header else bad)
+        wanted = [t.removesuffix("\r").partition("\t") for i, t in enumerate(texts) if t.strip() and sms_line_ok(t)]
+        assert examples == [(label, text) for label, _, text in wanted]
+
+
+# ------------------------------------------------------------------ the chapter script: checked before any work
+
+CHAPTER = Path(__file__).resolve().parent.parent / "chapters" / "ch08_classification.py"
+
+
+@pytest.fixture(scope="module")
+def chapter():
+    """The chapter script's globals (main() and what it reads), loaded without running it."""
+    return runpy.run_path(str(CHAPTER), run_name="ch08_under_test")
+
+
+def stopped_with_one_line(main, argv, capsys) -> str:
+    """main(argv) must end with exit status 2 and a single line on stderr (no traceback); that line."""
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err.strip()
+
+
+@pytest.mark.parametrize("argv, names", [
+    (["--batch-size", "0"], "--batch-size"), (["--epochs", "0"], "--epochs"), (["--lr", "-1"], "--lr"),
+    (["--lr", "inf"], "--lr"), (["--weight-decay", "-0.1"], "--weight-decay"), (["--max-length", "0"], "--max-length"),
+    (["--max-length", "257"], "--max-length 257"), (["--lora-rank", "0"], "--lora-rank"),
+    (["--lora-alpha", "0"], "--lora-alpha"), (["--strategy", "lora", "--lora-targets", "W_querry"], "--lora-targets"),
+    (["--emb-dim", "100", "--n-heads", "3"], "--emb-dim 100"), (["--n-layers", "0"], "--n-layers"),
+    (["--strategy", "last", "--last-blocks", "5"], "--last-blocks 5"), (["--threads", "0"], "--threads"),
+    (["--data", "/no/such/file.tsv"], "--data"), (["--checkpoint", "/no/such.pt"], "--checkpoint"),
+    (["--weights", "gpt2", "--checkpoint", "x.pt"], "--checkpoint"), (["--device", "tpu"], "--device"),
+])
+def test_bad_options_stop_before_any_work_with_one_line(chapter, capsys, tmp_path, argv, names):
+    out = tmp_path / "out"
+    line = stopped_with_one_line(chapter["main"], argv + ["--out", str(out)], capsys)
+    assert line.startswith("ch08_classification.py: error: ") and names in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("ham\thi\nham\tyo\nham\tok\n", "every message in the file is 'ham' (3)"),
+    ("ham\thi\nspam\tWIN\n", "the validation split (2 messages split 70/10/20 per class) has no messages"),
+    ("ham\thi\nspam WIN\n", ":2: no TAB"),
+    ("", "holds no messages"),
+])
+def test_data_that_cannot_measure_anything_is_refused_in_one_line(chapter, capsys, tmp_path, content, expected):
+    data = write(tmp_path, content)
+    line = stopped_with_one_line(chapter["main"], ["--data", str(data), "--out", str(tmp_path / "out")], capsys)
+    assert str(data) in line and expected in line
+
+
+def test_every_accuracy_is_printed_beside_the_majority_baseline(chapter, capsys, tmp_path):
+    # A small model and data set, so the whole script runs in seconds; --balance none keeps the classes uneven.
+    messages = [("spam" if i % 3 == 0 else "ham", f"message number {i} " + ("WIN cash" if i % 3 == 0 else "hi"))
+                for i in range(60)]
+    data = clf.write_sms_file(messages, tmp_path / "sms.tsv")
+    chapter["main"](["--data", str(data), "--out", str(tmp_path / "out"), "--emb-dim", "16", "--n-layers", "1",
+                     "--n-heads", "2", "--epochs", "1", "--balance", "none"])
+    printed = capsys.readouterr().out
+    test_baseline = "always answering 'ham' would score 66.7%"   # 8 of the 12 test messages are ham
+    assert re.search(rf"Test accuracy before training: [\d.]+% \({test_baseline}\)", printed)
+    assert re.search(rf"test accuracy [\d.]+% \({test_baseline}\)", printed)           # the reloaded model
+    assert re.search(rf"Test accuracy: [\d.]+% \({test_baseline}\); validation [\d.]+% \(majority 66.7%\), "
+                     rf"train [\d.]+% \(majority 66.\d%\)", printed)
+    assert re.search(r"epoch 1: train loss [\d.]+ acc [\d.]+% \(majority 66.\d%\)", printed)
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["majority_baselines"]["test"] == {"label": "ham", "accuracy": pytest.approx(8 / 12)}

@@ -10,12 +10,16 @@ import itertools
 import json
 import math
 import random
+import re
+import runpy
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from minigpt.model import GPTConfig, GPTModel
 from minigpt.tokenizer import gpt2_tiktoken_encoding
@@ -24,6 +28,9 @@ from tests._impl import load_impl
 ins = load_impl("minigpt.instruct")
 judge = load_impl("minigpt.judge")
 loading = load_impl("minigpt.loading")
+
+# Models this small train several times faster on one thread than on two that the OS has to share.
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 EOT = 50256
 PRE = ("Below is an instruction that describes a task. "
@@ -526,3 +533,258 @@ def test_a_lora_checkpoint_reloads_merged(encoding, tmp_path):
     with torch.no_grad():
         # Merging adds B·A into W once: the same function up to float32 rounding of the sum.
         torch.testing.assert_close(reloaded(ids), model.eval()(ids), rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------- readers: every failure located
+
+def test_json_array_errors_name_the_line_the_record_starts_on(tmp_path):
+    good = {"instruction": "fine", "input": "", "output": "ok"}
+    text = "[\n" + json.dumps(good, indent=2) + ",\n" + json.dumps({"instruction": "a"}, indent=2) + "\n]\n"
+    line = text.count("\n", 0, text.index("{", text.index("},"))) + 1   # where the second record's "{" stands
+    with pytest.raises(ins.RecordError, match=rf"r\.json:{line}: record 1: missing field 'output'"):
+        ins.load_records(write(tmp_path / "r.json", text))
+    with pytest.raises(ins.RecordError, match=r"r\.json:3: not valid JSON"):
+        ins.load_records(write(tmp_path / "r.json", '[\n{"instruction": "a", "output": "b"},\n]\n'))
+    with pytest.raises(ins.RecordError, match=r"r\.json:2: not valid JSON \(more text"):
+        ins.load_records(write(tmp_path / "r.json", '[{"instruction": "a", "output": "b"}]\n]'))
+
+
+def test_line_separators_inside_a_jsonl_string_do_not_split_the_line(tmp_path):
+    # JSON allows U+2028 and U+0085 unescaped inside strings; str.splitlines() would cut the line there.
+    records = [{"instruction": "a\u2028b", "input": "", "output": "c\x85d"}, {"instruction": "e", "input": "", "output": "f"}]
+    path = tmp_path / "sep.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n", encoding="utf-8")
+    assert ins.load_records(path) == records
+
+
+@pytest.mark.parametrize("content, message", [
+    (b'{"instruction": "a", "output": "b"}\n\xff\xfe\n', r"x:2: not UTF-8"),
+    (b"[" * 100_000, r"x:1: not valid JSON here \(nested too deeply"),
+    (b'{"instruction": "a", "output": "b", "id": ' + b"9" * 5000 + b"}\n", r"x:1: not valid JSON here"),
+    (b'{"instruction": "\\ud800", "output": "b"}\n', r"x:1: field 'instruction' holds a lone surrogate"),
+    (b'{"instruction": "a", "output": "b", "note": "\\udfff"}\n', r"x:1: one of the fields \['note'\]"),
+    (b'{"instruction": "a", "output": "b"} {"instruction": "c"}\n', r"x:1: not valid JSON \(more text"),
+    (b'{"instruction": [[[[1]]]], "output": "b"}\n', r"x:1: field 'instruction' must be a string, got list$"),
+    (b" \n\t\n", r"holds no records"),
+])
+def test_hostile_files_give_a_record_error_that_names_the_line(tmp_path, content, message):
+    path = tmp_path / "x"
+    path.write_bytes(content)
+    with pytest.raises(ins.RecordError, match=message):
+        ins.load_records(path)
+
+
+def test_a_split_with_no_test_records_is_refused():
+    records = [{"instruction": str(i), "input": "", "output": str(i)} for i in range(5)]
+    with pytest.raises(ins.InputError, match="little.json: the test split is empty"):
+        ins.check_splits(ins.split_records(records), "little.json")
+    ins.check_splits(ins.split_records(records + records[:1]), "six.json")   # 6 records leave one for the test
+
+
+def test_exact_match_is_not_measured_without_closed_tasks():
+    records = [{"instruction": "q", "input": "", "output": " ".join(["word"] * 30)}]
+    scores = ins.score_responses(records, ["word"])
+    assert scores["exact_match"] is None and scores["closed_tasks"] == 0
+    assert json.loads(json.dumps(scores))["exact_match"] is None     # valid JSON, not NaN
+
+
+# ------------------------------------------------------------------------------ readers: fuzzed (hypothesis)
+
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+LOCATED = r"(:\d+: | holds no records)"   # every RecordError names file:line, or says the file holds nothing
+
+
+@pytest.fixture(scope="module")
+def fuzz_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("fuzz")
+
+
+def expect_records_or_located_error(path):
+    try:
+        records = ins.load_records(path)
+    except ins.RecordError as e:
+        assert re.match(re.escape(str(path)) + LOCATED, str(e)), str(e)
+        return None
+    assert records and all(isinstance(r, dict) and isinstance(r["output"], str) for r in records)
+    return records
+
+
+@FUZZ
+@given(content=st.binary(max_size=300))
+def test_fuzz_arbitrary_bytes_give_records_or_a_located_record_error(fuzz_dir, content):
+    path = fuzz_dir / "bytes.jsonl"
+    path.write_bytes(content)
+    expect_records_or_located_error(path)
+
+
+@FUZZ
+@given(content=st.binary(max_size=200), prefix=st.sampled_from([b"[", b'[{"instruction": "a", "output": "b"}, ', b"{"]))
+def test_fuzz_broken_json_gives_records_or_a_located_record_error(fuzz_dir, content, prefix):
+    path = fuzz_dir / "broken.json"
+    path.write_bytes(prefix + content)
+    expect_records_or_located_error(path)
+
+
+JSON_LEAF = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | \
+    st.text(max_size=6) | st.sampled_from(["\ud800", " ", "x\udfffy"])
+JSON_VALUE = st.recursive(JSON_LEAF, lambda inner: st.lists(inner, max_size=3) |
+                          st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=6)
+FIELD = JSON_LEAF | JSON_VALUE
+TURN = st.fixed_dictionaries({}, optional={"instruction": FIELD, "input": FIELD, "output": FIELD})
+ANY_RECORD = st.fixed_dictionaries({}, optional={"instruction": FIELD, "input": FIELD, "output": FIELD,
+                                                 "history": st.lists(TURN, max_size=2) | FIELD, "id": JSON_VALUE})
+# Mostly records of the right shape (some with blank text, a lone surrogate or a null), so that both outcomes,
+# valid and refused, come up often.
+GOOD_TEXT = st.sampled_from(["ok", "Name a colour.", "Red.", "a\u2028b", "x\x85y"])
+TEXT = st.one_of(GOOD_TEXT, GOOD_TEXT, GOOD_TEXT, st.text(max_size=6), st.sampled_from(["", " \n", "\ud800"]))
+PLAUSIBLE_TURN = st.fixed_dictionaries({"instruction": TEXT, "output": TEXT}, optional={"input": TEXT | st.none()})
+PLAUSIBLE_RECORD = st.fixed_dictionaries({"instruction": TEXT, "output": TEXT}, optional={
+    "input": TEXT | st.none(), "history": st.lists(PLAUSIBLE_TURN, max_size=2) | st.none(), "id": JSON_LEAF})
+RECORDS = st.lists(st.one_of(PLAUSIBLE_RECORD, PLAUSIBLE_RECORD, PLAUSIBLE_RECORD, ANY_RECORD, JSON_LEAF), min_size=1,
+                   max_size=4)
+
+
+def text_ok(value, blank_ok=False):
+    """A field the chapter can use: a str that is whole characters (no lone surrogate), not blank unless allowed."""
+    if not isinstance(value, str) or any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+        return False
+    return blank_ok or bool(value.strip())
+
+
+def turn_ok(turn):
+    """The record rules, written out again independently of check_record."""
+    if not isinstance(turn, dict):
+        return False
+    return (text_ok(turn.get("instruction")) and text_ok(turn.get("output"))
+            and (turn.get("input") is None or text_ok(turn["input"], blank_ok=True)))
+
+
+def record_ok(record):
+    if not turn_ok(record):
+        return False
+    history = record.get("history")
+    if not (history is None or isinstance(history, list) and all(turn_ok(t) and "history" not in t
+                                                                  for t in history)):
+        return False
+    return "id" not in record or text_ok(json.dumps(record["id"], ensure_ascii=False), blank_ok=True)
+
+
+def dumps(record, raw: bool) -> str:
+    """One line of JSON; with `raw`, non-ASCII characters unescaped, unless the text holds a lone surrogate,
+    which UTF-8 cannot hold and so must stay escaped."""
+    text = json.dumps(record, ensure_ascii=not raw)
+    return text if text_ok(text, blank_ok=True) else json.dumps(record)
+
+
+@FUZZ
+@given(records=RECORDS, as_array=st.booleans(), raw=st.booleans())
+def test_fuzz_records_are_accepted_exactly_when_valid_and_errors_name_the_records_line(fuzz_dir, records, as_array,
+                                                                                      raw):
+    # One record per line, in a JSON array or as JSONL: record i stands on line i + 2 or i + 1. With `raw`,
+    # characters such as U+2028 stand unescaped in the strings (where the text allows it: not lone surrogates).
+    body = (",\n" if as_array else "\n").join(dumps(r, raw) for r in records)
+    path = fuzz_dir / ("records.json" if as_array else "records.jsonl")
+    path.write_text("[\n" + body + "\n]\n" if as_array else body + "\n", encoding="utf-8")
+    bad = [i for i, r in enumerate(records) if not record_ok(r)]
+    if not bad:
+        loaded = ins.load_records(path)
+        assert [r["instruction"] for r in loaded] == [r["instruction"] for r in records]
+        assert all(r["input"] == (records[i].get("input") or "") for i, r in enumerate(loaded))
+        return
+    with pytest.raises(ins.RecordError) as e:
+        ins.load_records(path)
+    line = bad[0] + (2 if as_array else 1)
+    assert str(e.value).startswith(f"{path}:{line}: "), (str(e.value), bad)
+
+
+# ------------------------------------------------------------------ the chapter script: checked before any work
+
+CHAPTER = Path(__file__).resolve().parent.parent / "chapters" / "ch09_instruction.py"
+
+
+@pytest.fixture(scope="module")
+def chapter():
+    """The chapter script's globals (main() and the constants it reads), loaded without running it."""
+    return runpy.run_path(str(CHAPTER), run_name="ch09_under_test")
+
+
+def one_line_error(main, argv, capsys) -> str:
+    """Run main(argv), which must stop with exit status 2 and one line on stderr, no traceback; return the line."""
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err.strip()
+
+
+@pytest.mark.parametrize("argv, names", [
+    (["--batch-size", "0"], "--batch-size"), (["--epochs", "0"], "--epochs"), (["--steps", "-2"], "--steps"),
+    (["--steps", "5", "--epochs", "2"], "--epochs"), (["--lr", "nan"], "--lr"), (["--lr", "0"], "--lr"),
+    (["--max-new-tokens", "256"], "--max-new-tokens 256"), (["--lora-rank", "-1"], "--lora-rank"),
+    (["--lora-alpha", "8"], "--lora-alpha"), (["--max-test", "0"], "--max-test"), (["--threads", "0"], "--threads"),
+    (["--judge-url", "http://example.com:11434/api/chat"], "--judge-url"),
+    (["--judge", "--judge-url", "https://localhost/api/chat"], "--judge-url"),
+    (["--data", "/no/such/records.json"], "--data"), (["--checkpoint", "/no/such.pt"], "--checkpoint"),
+    (["--device", "tpu"], "--device"), (["--seed", "-1"], "--seed"), (["--style", "chatml"], "--style"),
+])
+def test_bad_options_stop_before_any_work_with_one_line(chapter, capsys, tmp_path, argv, names):
+    out = tmp_path / "out"
+    line = one_line_error(chapter["main"], argv + ["--out", str(out)], capsys)
+    assert line.startswith("ch09_instruction.py: error: ") and names in line
+    assert not out.exists()   # nothing was written: the check came first
+
+
+@pytest.mark.parametrize("content, expected", [
+    ('[{"instruction": "a", "output": "b"}, {"instruction": "c", "output": "d"}]', "the test split is empty"),
+    ('{"instruction": "a", "output": "b"}\n{"instruction": 3, "output": "d"}\n', ":2: field 'instruction'"),
+    ("", "holds no records"),
+])
+def test_data_that_cannot_train_or_be_scored_is_refused_in_one_line(chapter, capsys, tmp_path, content, expected):
+    data = write(tmp_path / "records.json", content)
+    line = one_line_error(chapter["main"], ["--data", str(data), "--out", str(tmp_path / "out")], capsys)
+    assert str(data) in line and expected in line
+
+
+def open_task_records(n):
+    """Records whose answers are all long (more than CLOSED_MAX_WORDS words): none is a closed task."""
+    return [{"instruction": f"Describe thing {i}.", "input": "",
+             "output": " ".join(f"word{j % 7}" for j in range(i % 5 + 22))} for i in range(n)]
+
+
+def test_a_short_run_estimates_its_time_and_says_when_exact_match_cannot_be_measured(chapter, capsys, tmp_path,
+                                                                                    monkeypatch):
+    # A much smaller model than the chapter's, so the whole script runs in seconds.
+    monkeypatch.setitem(chapter, "SCRATCH_CONFIG", GPTConfig(vocab_size=50257, context_length=64, emb_dim=16,
+                                                             n_heads=2, n_layers=1, drop_rate=0.0, tie_weights=True))
+    data = write(tmp_path / "open.json", json.dumps(open_task_records(24)))
+    out = tmp_path / "out"
+    chapter["main"](["--data", str(data), "--steps", "2", "--out", str(out), "--batch-size", "4"])
+    printed = capsys.readouterr().out
+    assert re.search(r"Timed [2-5] training batch\(es\): [\d,]+ tokens/s .* should take about \d+ s", printed)
+    assert re.search(r"Finetuning took \d+ s \([\d.]+ s/step; estimated \d+ s\)", printed)
+    assert "exact match: not measured" in printed and "nan" not in printed
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["exact_match"] is None and scores["training"]["steps"] == 2 and scores["training"]["threads"] == 1
+
+
+@pytest.mark.parametrize("records, pretrained, device, epochs", [
+    (800, False, "cpu", 7.0),          # 7 epochs fit in the token budget
+    (8000, False, "cpu", None),        # they do not: lowered to the budget
+    (8000, False, "cuda", 7.0),        # no budget off the CPU
+    (800, True, "cpu", 2.0),
+])
+def test_default_training_is_epochs_capped_by_a_cpu_token_budget(chapter, encoding, records, pretrained, device,
+                                                                 epochs):
+    data = ins.InstructionDataset([{"instruction": "Say it.", "input": "", "output": "word " * 40}] * records,
+                                  encoding, "alpaca", 256)
+    args = chapter["build_parser"]().parse_args([])
+    steps, plan = chapter["training_plan"](args, data, 256, pretrained, torch.device(device))
+    per_epoch = math.ceil(records / args.batch_size)
+    tokens = sum(data.lengths())
+    if epochs is None:
+        assert steps * args.batch_size * tokens / records == pytest.approx(chapter["CPU_TOKEN_BUDGET"], rel=0.01)
+        assert "lowered" in plan
+    else:
+        assert steps == round(epochs * per_epoch) and f"{epochs:.1f} epochs" in plan
+    args = chapter["build_parser"]().parse_args(["--epochs", "0.5"])
+    assert chapter["training_plan"](args, data, 256, pretrained, torch.device(device))[0] == round(0.5 * per_epoch)
