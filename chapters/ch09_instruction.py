@@ -26,6 +26,7 @@ import argparse
 import json
 import math
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -42,7 +43,7 @@ from minigpt.judge import OLLAMA_CHAT_URL, _check_local, judge_with_ollama, olla
 from minigpt.lora import ALL_LINEAR, apply_lora, count_trainable, lora_settings, merge_lora
 from minigpt.model import GPTConfig, estimate_memory
 from minigpt.tokenizer import gpt2_tiktoken_encoding
-from minigpt.train import IGNORE_INDEX, TrainConfig, forward_backward
+from minigpt.train import IGNORE_INDEX, TrainConfig, TrainingInterrupted, forward_backward
 
 MiB = 1024 ** 2
 # Learning rates that work: a model trained from scratch takes large steps; pretrained weights need small
@@ -375,8 +376,15 @@ def finetune_timed(args, model, datasets: dict, cfg: GPTConfig, pretrained: bool
     extra = {"chapter": 9, "style": args.style, "lora": lora_settings(model),
              "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
     start = time.time()
-    history = finetune(model, datasets["train"], datasets["validation"], config, batch_size=args.batch_size,
-                       mask_prompt=args.mask_prompt, seed=args.seed, extra=extra)
+    try:
+        history = finetune(model, datasets["train"], datasets["validation"], config, batch_size=args.batch_size,
+                           mask_prompt=args.mask_prompt, seed=args.seed, extra=extra)
+    except TrainingInterrupted as stop:
+        # This script has no --resume (a finetuning run takes minutes); say what was kept, in one sentence.
+        kept = f"the last checkpoint is {stop.checkpoint} (minigpt.loading.load_model opens it)" if stop.checkpoint \
+            else "no checkpoint had been written yet"
+        print(f"Stopped by Ctrl-C after step {stop.step}; {kept}.", file=sys.stderr)
+        raise SystemExit(130) from None
     seconds = time.time() - start
     print(f"Finetuning took {format_duration(seconds)} ({seconds / steps:.2f} s/step; estimated "
           f"{format_duration(estimate)}).")
