@@ -18,6 +18,7 @@ from hypothesis import given, settings, strategies as st
 
 from minigpt.model import GPTConfig, GPTModel
 from tests._impl import load_impl
+from tests._scripts import stopped_with_one_line
 
 clf = load_impl("minigpt.classify")
 lora = load_impl("minigpt.lora")
@@ -551,15 +552,6 @@ CHAPTER = Path(__file__).resolve().parent.parent / "chapters" / "ch08_classifica
 def chapter():
     """The chapter script's globals (main() and what it reads), loaded without running it."""
     return runpy.run_path(str(CHAPTER), run_name="ch08_under_test")
-
-
-def stopped_with_one_line(main, argv, capsys) -> str:
-    """main(argv) must end with exit status 2 and a single line on stderr (no traceback); that line."""
-    with pytest.raises(SystemExit) as stop:
-        main(argv)
-    err = capsys.readouterr().err
-    assert stop.value.code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    return err.strip()
 
 
 @pytest.mark.parametrize("argv, names", [

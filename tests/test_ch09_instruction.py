@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from minigpt.model import GPTConfig, GPTModel
 from minigpt.tokenizer import gpt2_tiktoken_encoding
 from tests._impl import load_impl
+from tests._scripts import stopped_with_one_line
 
 ins = load_impl("minigpt.instruct")
 judge = load_impl("minigpt.judge")
@@ -708,15 +709,6 @@ def chapter():
     return runpy.run_path(str(CHAPTER), run_name="ch09_under_test")
 
 
-def one_line_error(main, argv, capsys) -> str:
-    """Run main(argv), which must stop with exit status 2 and one line on stderr, no traceback; return the line."""
-    with pytest.raises(SystemExit) as stop:
-        main(argv)
-    err = capsys.readouterr().err
-    assert stop.value.code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    return err.strip()
-
-
 @pytest.mark.parametrize("argv, names", [
     (["--batch-size", "0"], "--batch-size"), (["--epochs", "0"], "--epochs"), (["--steps", "-2"], "--steps"),
     (["--steps", "5", "--epochs", "2"], "--epochs"), (["--lr", "nan"], "--lr"), (["--lr", "0"], "--lr"),
@@ -729,7 +721,7 @@ def one_line_error(main, argv, capsys) -> str:
 ])
 def test_bad_options_stop_before_any_work_with_one_line(chapter, capsys, tmp_path, argv, names):
     out = tmp_path / "out"
-    line = one_line_error(chapter["main"], argv + ["--out", str(out)], capsys)
+    line = stopped_with_one_line(chapter["main"], argv + ["--out", str(out)], capsys)
     assert line.startswith("ch09_instruction.py: error: ") and names in line
     assert not out.exists()   # nothing was written: the check came first
 
@@ -741,7 +733,7 @@ def test_bad_options_stop_before_any_work_with_one_line(chapter, capsys, tmp_pat
 ])
 def test_data_that_cannot_train_or_be_scored_is_refused_in_one_line(chapter, capsys, tmp_path, content, expected):
     data = write(tmp_path / "records.json", content)
-    line = one_line_error(chapter["main"], ["--data", str(data), "--out", str(tmp_path / "out")], capsys)
+    line = stopped_with_one_line(chapter["main"], ["--data", str(data), "--out", str(tmp_path / "out")], capsys)
     assert str(data) in line and expected in line
 
 
