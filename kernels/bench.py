@@ -449,8 +449,15 @@ class GpuCheck:
             record["status"], record["error"] = "interrupted", "interrupted (Ctrl-C)"
             raise
         except Exception as error:  # recorded; the next stage still runs
-            record["status"] = "failed"
-            record["error"] = f"{type(error).__name__}: {error}"
+            if time.monotonic() >= self.deadline:
+                # The alarm fired inside C++ code (torch.save's writer, say), which reported it as its own error.
+                record["status"] = "timed out"
+                record["error"] = (f"timed out after {time.monotonic() - start:.1f} s (budget {budget:g} s), "
+                                   f"inside {type(error).__name__}; finished: "
+                                   f"{record['result'].get('progress', 'nothing recorded')}")
+            else:
+                record["status"] = "failed"
+                record["error"] = f"{type(error).__name__}: {error}"
             record["traceback"] = traceback.format_exc()[-4000:]
         finally:
             record["seconds"] = round(time.monotonic() - start, 2)
