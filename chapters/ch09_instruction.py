@@ -19,8 +19,9 @@ teaches depends on how often the model sees each record: 7 epochs from random we
 was still improving there), 2 from pretrained weights (more starts to memorise the answers). On a CPU the epochs
 are lowered, if need be, so that training reads at most 450,000 tokens (about 4 epochs of the bundled data or of
 a 1,100-record Alpaca file): time grows with the tokens read, and one thread read 700-1,160 tokens/s on the
-project's 2-core CPU, idle or beside a busy process, so a default run takes 7 to 11 minutes there whatever the
-data (minigpt/INSTRUCTION_RESULTS.md).
+project's 2-core CPU, idle or beside a busy process, so default training takes 7 to 11 minutes there whatever
+the data (answering the test split adds time in proportion to its size; --max-test limits it). The measurements
+are in minigpt/INSTRUCTION_RESULTS.md.
 """
 import argparse
 import json
