@@ -33,10 +33,11 @@ from minigpt.dpo import frozen_reference, pair_logprobs, train_dpo
 from minigpt.files import InputError, write_text_atomic
 from minigpt.instruct import STYLES, InstructionDataset, finetune, generate_responses, load_splits
 from minigpt.loading import load_base_model, load_model
+from minigpt.metrics import bootstrap_interval
 from minigpt.lora import ALL_LINEAR, apply_lora, count_trainable, lora_settings
 from minigpt.model import GPTConfig, GPTModel
 from minigpt.preference import (PairDataset, PairMetrics, RankedDataset, best_pairs, load_preference_splits,
-                                mean_with_interval, ranked_pairs, reward_margins, reward_model_from, reward_scores,
+                                ranked_pairs, reward_margins, reward_model_from, reward_scores,
                                 train_reward_model)
 from minigpt.tokenizer import gpt2_tiktoken_encoding
 from minigpt.train import TrainConfig, TrainingInterrupted
@@ -155,7 +156,7 @@ def interval_text(mean: float, low: float, high: float, percent: bool = True) ->
 
 def accuracy(margins: torch.Tensor, pairs: PairDataset) -> tuple[float, float, float]:
     """Share of pairs with a positive margin, with a bootstrap interval over prompts."""
-    return mean_with_interval((margins > 0).float().tolist(), pairs.groups)
+    return bootstrap_interval((margins > 0).float().tolist(), pairs.groups)
 
 
 def by_kind(margins: torch.Tensor, pairs: PairDataset) -> dict[str, float]:
@@ -340,7 +341,7 @@ def run(args) -> None:
         results[f"accuracy_{name}"] = dict(zip(("mean", "low", "high"), accuracy(margins, test_pairs)))
         results[f"accuracy_{name}_by_kind"] = by_kind(margins, test_pairs)
     gain = ((margins_after > 0).float() - (margins_before > 0).float()).tolist()
-    results["accuracy_gain"] = dict(zip(("mean", "low", "high"), mean_with_interval(gain, test_pairs.groups)))
+    results["accuracy_gain"] = dict(zip(("mean", "low", "high"), bootstrap_interval(gain, test_pairs.groups)))
     results["dpo_seconds"] = dpo_seconds
     print(f"Held-out preference accuracy (share of the {len(test_pairs)} pairs with log π(chosen) > log π(rejected)):")
     print(f"  before DPO: {interval_text(*results['accuracy_before'].values())}")
@@ -352,9 +353,9 @@ def run(args) -> None:
               f"{results['accuracy_after_by_kind'][kind]:.0%}")
     if generated:
         answers_after, scores_after = answer_and_score(policy, reward_model, tokenizer, generated, style, args)
-        results["reward_before"] = dict(zip(("mean", "low", "high"), mean_with_interval(scores_before.tolist())))
-        results["reward_after"] = dict(zip(("mean", "low", "high"), mean_with_interval(scores_after.tolist())))
-        change = mean_with_interval((scores_after - scores_before).tolist())
+        results["reward_before"] = dict(zip(("mean", "low", "high"), bootstrap_interval(scores_before.tolist())))
+        results["reward_after"] = dict(zip(("mean", "low", "high"), bootstrap_interval(scores_after.tolist())))
+        change = bootstrap_interval((scores_after - scores_before).tolist())
         print(f"The reward model's mean score of the policy's own answers to {len(generated)} held-out requests: "
               f"before {results['reward_before']['mean']:+.3f}, after {results['reward_after']['mean']:+.3f}, "
               f"change {interval_text(*change, percent=False)}.\n")

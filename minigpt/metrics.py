@@ -3,6 +3,10 @@
 Generated answers (chapter 9, and chapter 12's evaluation): exact match after normalising (lower case, no
 punctuation or articles), token F1 over those words, and ROUGE-L from the longest common subsequence.
 
+Uncertainty (chapters 12 and 13): a score on a few hundred items is itself an estimate. `wilson_interval` gives a 95%
+interval for an accuracy (a share of independent right/wrong items); `bootstrap_interval` one for any mean, drawing
+whole groups of related values (the pairs of one prompt) so that an interval is not narrower than the data allow.
+
 Bits per byte: a loss per token depends on the vocabulary (a tokenizer with longer tokens has fewer, harder
 predictions), so models with different tokenizers cannot be compared by it. Dividing the total loss of a text by the
 text's UTF-8 bytes, and converting nats to bits, gives a number that does not depend on how the text was cut.
@@ -10,10 +14,13 @@ text's UTF-8 bytes, and converting nats to bits, gives a number that does not de
 from __future__ import annotations
 
 import math
+import statistics
 import re
 import unicodedata
 from collections import Counter
 from typing import Sequence
+
+import numpy as np
 
 
 def bits_per_byte(total_nats: float, num_bytes: int) -> float:
@@ -126,3 +133,46 @@ def score_responses(records: Sequence[dict], responses: Sequence[str],
         "records": len(records),
     }
     return scores
+
+
+# ------------------------------------------------------------------------------------------ uncertainty
+
+def wilson_interval(successes: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
+    """(low, high): the Wilson score interval for a share `successes / total` of independent trials.
+
+    With p = successes/total and z the normal quantile (1.96 for 95%), the interval is
+        (p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n).
+    Unlike the textbook p ± z·sqrt(p(1-p)/n) it stays inside [0, 1] and is not zero-width at p = 0 or 1, which
+    matters for the small test sets and weak models of these chapters.
+    """
+    if total <= 0 or not 0 <= successes <= total:
+        raise ValueError(f"need 0 <= successes <= total and total > 0, got {successes} of {total}")
+    z = statistics.NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = successes / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def bootstrap_interval(values: Sequence[float], groups: Sequence[int] | None = None, confidence: float = 0.95,
+                       resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """(mean, low, high): the mean of `values` and a percentile-bootstrap `confidence` interval for it.
+
+    Values that are not independent (the pairs of one prompt share the prompt, often the same good answer) are drawn
+    together: `groups` gives one id per value and the bootstrap resamples whole groups with replacement, so the
+    interval is wider, and honest. For a share of correct items pass 1.0/0.0 values. Seeded: the same inputs give
+    the same interval.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        raise ValueError("bootstrap_interval needs at least one value")
+    groups = np.arange(values.size) if groups is None else np.asarray(groups)
+    labels, index = np.unique(groups, return_inverse=True)
+    sums = np.bincount(index, weights=values, minlength=labels.size)
+    counts = np.bincount(index, minlength=labels.size).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, labels.size, size=(resamples, labels.size))
+    means = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)   # ratio of sums: groups weigh by their size
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(values.mean()), float(low), float(high)

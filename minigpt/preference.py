@@ -14,7 +14,8 @@ Read it in this order:
   4. collate_ranked, BradleyTerryLoss    a reward-model batch (every answer of a prompt once, the pairs as indices),
                                          and its loss for chapter 6's train()
   5. reward_model_from, train_reward_model, reward_scores, reward_margins
-  6. PairMetrics, mean_with_interval     what the learner sees: margins and accuracy per step, and 95% intervals
+  6. PairMetrics                         what the learner sees: margins and accuracy per step (95% intervals:
+                                         minigpt.metrics.bootstrap_interval)
 What it does not do: no reinforcement learning against the reward model (see minigpt/dpo.py's docstring for where
 PPO and GRPO would go), no ties between answers, no per-token rewards.
 """
@@ -29,7 +30,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -418,28 +418,3 @@ def reward_margins(model: GPTClassifier, pairs: PairDataset, batch_size: int = 3
     chosen = reward_scores(model, [p + c for p, c, _ in pairs.pairs], batch_size)
     rejected = reward_scores(model, [p + r for p, _, r in pairs.pairs], batch_size)
     return chosen - rejected
-
-
-# ------------------------------------------------------------------------------------------ 6. intervals
-
-def mean_with_interval(values: Sequence[float], groups: Sequence[int] | None = None, confidence: float = 0.95,
-                       resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """(mean, low, high): the mean of `values` and a bootstrap `confidence` interval for it.
-
-    The pairs of one prompt are not independent (the same prompt, often the same good answer), so the bootstrap
-    draws whole prompts (`groups`: one id per value) with replacement, not single values: the interval is then
-    wider, and honest. For a share of correct pairs pass 1.0/0.0 values. Seeded: the same inputs give the same interval.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    if values.size == 0:
-        raise ValueError("mean_with_interval needs at least one value")
-    groups = np.arange(values.size) if groups is None else np.asarray(groups)
-    labels, index = np.unique(groups, return_inverse=True)
-    sums = np.bincount(index, weights=values, minlength=labels.size)
-    counts = np.bincount(index, minlength=labels.size).astype(np.float64)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, labels.size, size=(resamples, labels.size))
-    means = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)   # ratio of sums: prompts weigh by their pairs
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(values.mean()), float(low), float(high)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from minigpt import metrics
 from minigpt.model import GPTConfig, GPTModel
 from minigpt.tokenizer import gpt2_tiktoken_encoding
 from tests._impl import load_impl
@@ -344,7 +345,7 @@ def test_reward_reads_the_end_token_and_ignores_padding(encoding):
 def test_bootstrap_interval_matches_the_normal_approximation():
     g = torch.Generator().manual_seed(3)
     values = (torch.rand(400, generator=g) < 0.7).float().tolist()
-    mean, low, high = pref.mean_with_interval(values)
+    mean, low, high = metrics.bootstrap_interval(values)
     half = 1.96 * math.sqrt(mean * (1 - mean) / 400)
     # 2,000 resamples: the percentile ends move by about 10% of the half-width from run to run of other seeds.
     assert low == pytest.approx(mean - half, abs=0.2 * half) and high == pytest.approx(mean + half, abs=0.2 * half)
@@ -352,11 +353,11 @@ def test_bootstrap_interval_matches_the_normal_approximation():
 
 def test_bootstrap_draws_whole_prompts():
     values = [1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0]
-    single = pref.mean_with_interval(values)
+    single = metrics.bootstrap_interval(values)
     # Each value three times within its own prompt: the same prompts are drawn, so the same interval, not a
     # narrower one as three times the independent data would give.
-    tripled = pref.mean_with_interval([v for v in values for _ in range(3)], [i for i in range(8) for _ in range(3)])
-    naive = pref.mean_with_interval([v for v in values for _ in range(3)])
+    tripled = metrics.bootstrap_interval([v for v in values for _ in range(3)], [i for i in range(8) for _ in range(3)])
+    naive = metrics.bootstrap_interval([v for v in values for _ in range(3)])
     assert tripled == pytest.approx(single)
     assert naive[2] - naive[1] < tripled[2] - tripled[1]
 
