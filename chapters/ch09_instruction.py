@@ -40,7 +40,7 @@ from minigpt.instruct import (CLOSED_MAX_WORDS, STYLES, InstructionDataset, Leng
                               collate_instructions, download_alpaca, finetune, format_prompt, generate_responses,
                               instruction_loader, load_records, load_splits, response_perplexity, score_responses,
                               split_records, write_responses)
-from minigpt.judge import OLLAMA_CHAT_URL, _check_local, judge_with_ollama, ollama_status
+from minigpt.judge import OLLAMA_CHAT_URL, check_local_url, judge_with_ollama, ollama_status
 from minigpt.lora import ALL_LINEAR, apply_lora, count_trainable, lora_settings, merge_lora
 from minigpt.model import GPTConfig, estimate_memory
 from minigpt.tokenizer import gpt2_tiktoken_encoding
@@ -116,7 +116,7 @@ def build_parser() -> cli.ArgumentParser:
 def local_url(text: str) -> str:
     """argparse type: an http URL on this machine (the judge sends it the test records)."""
     try:
-        _check_local(text)
+        check_local_url(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be an http URL on localhost, 127.0.0.1 or [::1] (such as "
                                          f"{OLLAMA_CHAT_URL}), got {text!r}") from None

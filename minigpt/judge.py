@@ -1,9 +1,13 @@
-"""Chapter 9's optional judge: a local LLM (through Ollama) grades the finetuned model's answers 0-100.
+"""Chapters 9 and 12's optional judge: a local LLM (through Ollama) grades answers.
 
-Word-overlap scores (minigpt/instruct.py) miss answers that are right in other words; a stronger model asked to
-compare each answer with the reference catches some of those. This is tooling, never required: the chapter runs and
-scores without it. Only a server on this machine is contacted (localhost URLs), so the records never leave it.
-Chapter 12 builds its judged evaluation on this.
+Word-overlap scores (minigpt/metrics.py) miss answers that are right in other words; a stronger model asked to
+compare each answer with the reference catches some of those. Two ways to ask:
+  judge_with_ollama    one answer at a time, graded 0-100 against the reference (chapter 9)
+  compare_with_ollama  two models' answers side by side, asked which is better (chapter 12). Judges favour one
+                       position (often the first), so every pair is asked in both orders and the two verdicts are
+                       averaged: a judge that always says "first" then scores every pair a tie, not a win.
+This is tooling, never required: the chapters run and score without it. Only a server on this machine is contacted
+(localhost URLs), so the records never leave it.
 """
 from __future__ import annotations
 
@@ -27,7 +31,17 @@ JUDGE_PROMPT = (
 )
 
 
-def _check_local(url: str) -> urllib.parse.SplitResult:
+COMPARE_PROMPT = (
+    "You are comparing two answers to a request. Decide which answer is more correct and helpful; the reference "
+    "answer shows what a good answer says.\n\n"
+    "Request:\n{prompt}\n\nReference answer:\n{reference}\n\n"
+    "Answer 1:\n{first}\n\nAnswer 2:\n{second}\n\n"
+    "Reply with exactly one of: 1 (answer 1 is better), 2 (answer 2 is better), or 0 (they are equally good)."
+)
+
+
+def check_local_url(url: str) -> urllib.parse.SplitResult:
+    """The URL's parts if it is http on this machine; ValueError otherwise (the judge sends it the records)."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme != "http" or parts.hostname not in _LOCAL_HOSTS:
         raise ValueError(f"the judge only talks to a local Ollama server (http://localhost:PORT/...), got {url!r}")
@@ -36,7 +50,7 @@ def _check_local(url: str) -> urllib.parse.SplitResult:
 
 def ollama_status(url: str = OLLAMA_CHAT_URL, model: str | None = None, timeout: float = 2.0) -> str | None:
     """None if an Ollama server answers at `url`'s host (and has `model`, if given); else why not, in a sentence."""
-    parts = _check_local(url)
+    parts = check_local_url(url)
     tags_url = f"{parts.scheme}://{parts.netloc}/api/tags"
     try:
         with urllib.request.urlopen(tags_url, timeout=timeout) as response:
@@ -70,7 +84,7 @@ def judge_with_ollama(records: Sequence[dict], responses: Sequence[str], model: 
     """
     from tqdm import tqdm
 
-    _check_local(url)
+    check_local_url(url)
     problem = ollama_status(url, model)
     if problem:
         raise RuntimeError(problem)
@@ -79,10 +93,57 @@ def judge_with_ollama(records: Sequence[dict], responses: Sequence[str], model: 
     for record, response in tqdm(pairs, desc=f"judging with {model}", unit="answer", disable=not progress):
         prompt = format_prompt(record, style)
         content = JUDGE_PROMPT.format(prompt=prompt, reference=record["output"], response=response)
-        body = json.dumps({"model": model, "messages": [{"role": "user", "content": content}], "stream": False,
-                           "options": {"temperature": 0, "seed": seed}}).encode("utf-8")
-        request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=timeout) as reply:
-            answer = json.loads(reply.read().decode("utf-8"))
-        scores.append(parse_judge_score(answer.get("message", {}).get("content", "")))
+        scores.append(parse_judge_score(_ask(url, model, content, seed, timeout)))
     return scores
+
+
+def _ask(url: str, model: str, content: str, seed: int, timeout: float) -> str:
+    """One chat turn with the local server, deterministic (temperature 0, seeded): the reply's text."""
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": content}], "stream": False,
+                       "options": {"temperature": 0, "seed": seed}}).encode("utf-8")
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as reply:
+        answer = json.loads(reply.read().decode("utf-8"))
+    return answer.get("message", {}).get("content", "")
+
+
+def parse_preference(reply: str) -> int | None:
+    """1 or 2 for the answer the judge prefers, 0 for a tie, None when the reply names none of them."""
+    match = re.search(r"[012]", reply)
+    return int(match.group()) if match else None
+
+
+def compare_with_ollama(records: Sequence[dict], answers_a: Sequence[str], answers_b: Sequence[str],
+                        model: str = "llama3.2", url: str = OLLAMA_CHAT_URL, style: str = "alpaca", seed: int = 123,
+                        timeout: float = 120.0, progress: bool = True) -> list[float | None]:
+    """For each record, how much the judge prefers answer A over answer B: 1 (A better), 0.5 (tie), 0 (B better).
+
+    Each pair is judged twice, A first and then B first, and the two verdicts are averaged, so that the judge's
+    liking for a position cancels: 0.5 may mean a tie or two verdicts that only followed the position. None
+    where either reply could not be read.
+    """
+    from tqdm import tqdm
+
+    if not len(records) == len(answers_a) == len(answers_b):
+        raise ValueError(f"need one answer from each model per record, got {len(records)} records, "
+                         f"{len(answers_a)} and {len(answers_b)} answers")
+    check_local_url(url)
+    problem = ollama_status(url, model)
+    if problem:
+        raise RuntimeError(problem)
+    # A verdict on (first, second) as A's share: 1 -> the first won, 2 -> the second, 0 -> a tie.
+    share_of_first = {1: 1.0, 2: 0.0, 0: 0.5}
+    results: list[float | None] = []
+    triples = list(zip(records, answers_a, answers_b))
+    for record, a, b in tqdm(triples, desc=f"comparing with {model}", unit="pair", disable=not progress):
+        prompt, reference = format_prompt(record, style), record["output"]
+        verdicts = [parse_preference(_ask(url, model, COMPARE_PROMPT.format(prompt=prompt, reference=reference,
+                                                                            first=first, second=second),
+                                          seed, timeout))
+                    for first, second in ((a, b), (b, a))]
+        if None in verdicts:
+            results.append(None)
+            continue
+        a_first, b_first = share_of_first[verdicts[0]], 1.0 - share_of_first[verdicts[1]]
+        results.append((a_first + b_first) / 2)
+    return results

@@ -239,3 +239,54 @@ def test_wilson_interval_is_the_set_of_shares_a_score_test_accepts(right, total)
     low = 0.0 if accepted(0.0) else edge(share, 0.0)
     high = 1.0 if accepted(1.0) else edge(share, 1.0)
     assert metrics.wilson_interval(right, total) == pytest.approx((low, high), abs=1e-9)
+
+
+# ------------------------------------------------------------------------------------- the pairwise judge
+
+class FakeJudge(BaseHTTPRequestHandler):
+    """A local stand-in for Ollama: `mode` "first" always prefers the first answer (a pure position bias);
+    "lima" prefers whichever answer says Lima."""
+    mode = "first"
+
+    def do_GET(self):
+        self._reply({"models": [{"name": "judge:latest"}]})
+
+    def do_POST(self):
+        content = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["messages"][0]["content"]
+        first = content.split("Answer 1:\n")[1].split("\n\nAnswer 2:")[0]
+        second = content.split("Answer 2:\n")[1].split("\n\nReply")[0]
+        if FakeJudge.mode == "first":
+            verdict = "1"
+        else:
+            verdict = {(True, False): "1", (False, True): "2"}.get(("Lima" in first, "Lima" in second), "0")
+        self._reply({"message": {"role": "assistant", "content": f"Verdict: {verdict}"}})
+
+    def _reply(self, data):
+        payload = json.dumps(data).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("mode,expected", [("first", [0.5, 0.5, 0.5]), ("lima", [1.0, 0.0, 0.5])])
+def test_pairwise_judge_averages_both_orders(mode, expected):
+    from minigpt import judge
+
+    FakeJudge.mode = mode
+    server = HTTPServer(("127.0.0.1", 0), FakeJudge)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/api/chat"
+        records = [{"instruction": "Capital of Peru?", "input": "", "output": "Lima."}] * 3
+        shares = judge.compare_with_ollama(records, ["Lima.", "Quito.", "Paris."], ["Quito.", "Lima, Peru.", "Rome."],
+                                           model="judge", url=url, progress=False)
+        assert shares == expected
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(ValueError, match="local"):
+        judge.compare_with_ollama(records, ["a"] * 3, ["b"] * 3, url="http://example.com/api/chat")
