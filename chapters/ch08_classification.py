@@ -18,11 +18,12 @@ from pathlib import Path
 import torch
 
 from minigpt import cli
-from minigpt.classify import (LABELS, POOLINGS, STRATEGIES, GPTClassifier, SpamDataset, check_common_options,
-                              check_split, classify, confusion_matrix, cpu_threads, download_sms_spam,
-                              evaluate_classifier, format_accuracy, majority_baseline, make_loader, open_base_model,
-                              predict, read_sms_file, save_classifier, set_trainable, stratified_split,
-                              train_classifier, undersample)
+from minigpt.classify import (LABELS, POOLINGS, STRATEGIES, GPTClassifier, SpamDataset, check_split, classify,
+                              confusion_matrix, download_sms_spam, evaluate_classifier, format_accuracy,
+                              majority_baseline, make_loader, predict, read_sms_file, save_classifier, set_trainable,
+                              stratified_split, train_classifier, undersample)
+from minigpt.loading import open_base_model
+from minigpt.speed import cpu_threads
 from minigpt.files import InputError, atomic_open, save_figure
 from minigpt.loading import load_model
 from minigpt.lora import ALL_LINEAR, ATTENTION_QV, merge_lora
@@ -92,7 +93,7 @@ def check_args(parser: cli.ArgumentParser, args: argparse.Namespace) -> torch.de
     """Everything that can be checked before any work: one line naming the option and exit status 2 if not.
     Returns the device. Limits that depend on a loaded model (its context, its blocks) are checked once it is
     loaded (check_against_model)."""
-    device = check_common_options(parser, args)
+    device = cli.check_common_options(parser, args)
     if args.data is not None and not args.data.is_file():
         parser.error(f"--data {args.data}: no such file")
     if not (args.weights or args.checkpoint):   # the random-init model: its shape is known now

@@ -34,15 +34,16 @@ from pathlib import Path
 import torch
 
 from minigpt import cli
-from minigpt.classify import check_common_options, cpu_threads, open_base_model
 from minigpt.files import InputError, write_text_atomic
 from minigpt.instruct import (CLOSED_MAX_WORDS, STYLES, InstructionDataset, LengthGroupedBatchSampler, check_splits,
                               collate_instructions, download_alpaca, finetune, format_prompt, generate_responses,
                               instruction_loader, load_records, load_splits, response_perplexity, score_responses,
                               split_records, write_responses)
 from minigpt.judge import OLLAMA_CHAT_URL, check_local_url, judge_with_ollama, ollama_status
+from minigpt.loading import open_base_model
 from minigpt.lora import ALL_LINEAR, apply_lora, count_trainable, lora_settings, merge_lora
 from minigpt.model import GPTConfig, estimate_memory
+from minigpt.speed import cpu_threads
 from minigpt.tokenizer import gpt2_tiktoken_encoding
 from minigpt.train import IGNORE_INDEX, TrainConfig, TrainingInterrupted, forward_backward
 
@@ -126,7 +127,7 @@ def local_url(text: str) -> str:
 def check_args(parser: cli.ArgumentParser, args: argparse.Namespace) -> torch.device:
     """Everything that can be checked before any work: one line naming the option and exit status 2 if not.
     Returns the device. Limits that depend on loaded weights (their context) are checked once they are loaded."""
-    device = check_common_options(parser, args)
+    device = cli.check_common_options(parser, args)
     if args.data is not None and not args.data.exists():
         parser.error(f"--data {args.data}: no such file or folder")
     if args.lora_alpha is not None and not args.lora_rank:

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from minigpt.checkpoint import load_checkpoint, portable_config
 from minigpt.files import InputError, atomic_open, write_bytes_atomic
 from minigpt.lora import ALL_LINEAR, ATTENTION_QV, apply_lora, count_trainable, lora_settings
-from minigpt.model import GPTModel, find_gpt
+from minigpt.model import GPTModel
 from minigpt.tokenizer import GPT2_EOT_ID
 
 LABELS = ("ham", "spam")   # class 0 and class 1
@@ -454,70 +454,9 @@ def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu")
     return classifier_from_state(load_checkpoint(path), device)   # weights_only: loading never runs code
 
 
-# ------------------------------------------------------------------------------------- machine settings
-# (Used by chapters 8 and 9. It is a machine setting, not classification, and belongs in minigpt/speed.py;
-# it sits here until it moves there, so that chapter 9 can import it from an earlier chapter.)
-
-SMALL_MODEL_WIDTH = 512   # emb_dim below which a model's matrix products are too small to share between threads
-
-
-def cpu_threads(model: nn.Module, requested: int | None = None) -> int:
-    """How many CPU threads torch should use to train `model`: `requested` if given, else 1 for a small model
-    (emb_dim below SMALL_MODEL_WIDTH), else torch's current setting (by default one per core).
-
-    One thread holds up on a busy machine; more do not. On the project's 2-core CPU a second thread made chapter
-    9's small model 1.6-1.8x faster while nothing else ran, but beside one busy process it was 10% slower, and
-    while other jobs shared the cores 1.3-4x slower (every product waits for its slowest thread, and a thread that
-    shares its core runs only part of the time; minigpt/INSTRUCTION_RESULTS.md). Wide models keep torch's
-    setting: their products are large enough to use every core of a bigger machine, where the gain outweighs
-    that risk (not measured here: only 2 cores were available).
-    """
-    if requested is not None:
-        return requested
-    gpt = find_gpt(model)
-    width = gpt.cfg.emb_dim if gpt is not None else SMALL_MODEL_WIDTH
-    return 1 if width < SMALL_MODEL_WIDTH else torch.get_num_threads()
-
-
-def check_common_options(parser, args) -> torch.device:
-    """The options chapters 8 and 9 share, checked before any work: --device (returned as a torch.device), --out
-    (a folder, or not there yet) and --checkpoint (a file). A bad one ends the script through parser.error: one
-    line naming it, exit status 2. (These fit every chapter script: they belong in minigpt/cli.py.)"""
-    from minigpt.device import pick_device
-    try:
-        device = pick_device(args.device)
-    except ValueError as e:
-        parser.error(str(e))
-    if args.out.exists() and not args.out.is_dir():
-        parser.error(f"--out {args.out}: is a file, not a folder")
-    if args.checkpoint is not None and not args.checkpoint.is_file():
-        parser.error(f"--checkpoint {args.checkpoint}: no such file")
-    return device
-
-
-def open_base_model(weights: str | None, checkpoint: str | os.PathLike | None, config, device) -> GPTModel:
-    """minigpt.loading.load_base_model, with a failure to open the weights or checkpoint raised as InputError.
-
-    Chapters 8 and 9 start from a file the user names; a missing download, a truncated or foreign file or a
-    bad config is the user's to fix, so the scripts print it as one line. (Until the loaders raise InputError
-    themselves, every OSError, RuntimeError and ValueError while loading is taken to be such a failure.)
-    """
-    from minigpt.loading import load_base_model   # loading imports this module: import it only when called
-    if not (weights or checkpoint):
-        return load_base_model(None, None, config, device)   # a fresh model: nothing the user gave can be wrong
-    try:
-        return load_base_model(weights, str(checkpoint) if checkpoint else None, config, device)
-    except (InputError, FileNotFoundError):
-        raise
-    except (OSError, RuntimeError, ValueError) as e:
-        what = f"GPT-2 weights {weights!r}" if weights else f"checkpoint {checkpoint}"
-        raise InputError(f"could not load {what}: {type(e).__name__}: {e}") from None
-
-
 __all__ = ["LABELS", "PAD_TOKEN_ID", "SMS_SPAM_URL", "SMS_SPAM_SHA256", "read_sms_file", "write_sms_file",
            "stratified_split", "undersample", "download_sms_spam", "pad_or_truncate", "SpamDataset", "trim_batch",
            "make_loader", "GPTClassifier", "POOLINGS", "STRATEGIES", "set_trainable", "evaluate_classifier",
            "predict", "confusion_matrix", "train_classifier", "classify", "gpt2_encode", "save_classifier",
            "classifier_from_state", "load_classifier", "check_split", "majority_baseline", "format_accuracy",
-           "cpu_threads", "SMALL_MODEL_WIDTH", "check_common_options", "open_base_model",
            "ALL_LINEAR", "ATTENTION_QV"]

@@ -14,9 +14,12 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from minigpt.files import InputError
+
+if TYPE_CHECKING:
+    import torch
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -149,3 +152,19 @@ def report_interrupt(stop, command: str) -> NoReturn:
         where = "no checkpoint had been written yet, so a new run starts from the beginning."
     print(f"Stopped by Ctrl-C after step {stop.step}; {where}", file=sys.stderr)
     raise SystemExit(130)
+
+
+def check_common_options(parser, args) -> torch.device:
+    """The options chapters 8 and 9 share, checked before any work: --device (returned as a torch.device), --out
+    (a folder, or not there yet) and --checkpoint (a file). A bad one ends the script through parser.error: one
+    line naming it, exit status 2."""
+    from minigpt.device import pick_device
+    try:
+        device = pick_device(args.device)
+    except ValueError as e:
+        parser.error(str(e))
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {args.out}: is a file, not a folder")
+    if args.checkpoint is not None and not args.checkpoint.is_file():
+        parser.error(f"--checkpoint {args.checkpoint}: no such file")
+    return device

@@ -22,6 +22,7 @@ import torch.nn as nn
 
 from minigpt.checkpoint import load_checkpoint, portable_config, tokenizer_from_record
 from minigpt.classify import classifier_from_state
+from minigpt.files import InputError
 from minigpt.lora import apply_lora, merge_lora
 from minigpt.model import GPTConfig, GPTModel
 
@@ -70,3 +71,21 @@ def load_base_model(weights: str | None = None, checkpoint: str | os.PathLike | 
             raise ValueError(f"{checkpoint} holds a {type(model).__name__}, not a pretrained GPTModel")
         return model
     return GPTModel(config or GPTConfig.preset("tiny")).to(device)
+
+
+def open_base_model(weights: str | None, checkpoint: str | os.PathLike | None, config, device) -> GPTModel:
+    """minigpt.loading.load_base_model, with a failure to open the weights or checkpoint raised as InputError.
+
+    Chapters 8 and 9 start from a file the user names; a missing download, a truncated or foreign file or a
+    bad config is the user's to fix, so the scripts print it as one line. (Until the loaders raise InputError
+    themselves, every OSError, RuntimeError and ValueError while loading is taken to be such a failure.)
+    """
+    if not (weights or checkpoint):
+        return load_base_model(None, None, config, device)   # a fresh model: nothing the user gave can be wrong
+    try:
+        return load_base_model(weights, str(checkpoint) if checkpoint else None, config, device)
+    except (InputError, FileNotFoundError):
+        raise
+    except (OSError, RuntimeError, ValueError) as e:
+        what = f"GPT-2 weights {weights!r}" if weights else f"checkpoint {checkpoint}"
+        raise InputError(f"could not load {what}: {type(e).__name__}: {e}") from None

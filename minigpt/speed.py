@@ -5,6 +5,7 @@ times training steps with them. In order:
   1. FLOPs per token (6·N + 12·L·T·d), a table of GPUs' peak bf16 throughput, and MFU (achieved / peak).
   2. prepare_device: TF32 for the fp32 matmuls left on a GPU; on a CPU, glibc told to keep freed memory.
   3. compile_model and first_call_or_eager: torch.compile, and the one way back to eager when it fails.
+  4. cpu_threads: how many CPU threads a small model should train on (chapters 8 and 9 use it).
 
 FLOPs per token for MFU: 6·N + 12·L·T·d (the PaLM paper's estimate, also nanoGPT's), where N counts the parameters
 that take part in matrix multiplications (everything except the token and position embedding tables; the output
@@ -154,3 +155,26 @@ def first_call_or_eager(run: Callable[[nn.Module], Result], compiled: nn.Module,
         _compile_warning(e, " on the first step")
         reset()
         return run(eager), eager
+
+
+# ------------------------------------------------------------------------------------- CPU threads
+
+SMALL_MODEL_WIDTH = 512   # emb_dim below which a model's matrix products are too small to share between threads
+
+
+def cpu_threads(model: nn.Module, requested: int | None = None) -> int:
+    """How many CPU threads torch should use to train `model`: `requested` if given, else 1 for a small model
+    (emb_dim below SMALL_MODEL_WIDTH), else torch's current setting (by default one per core).
+
+    One thread holds up on a busy machine; more do not. On the project's 2-core CPU a second thread made chapter
+    9's small model 1.6-1.8x faster while nothing else ran, but beside one busy process it was 10% slower, and
+    while other jobs shared the cores 1.3-4x slower (every product waits for its slowest thread, and a thread that
+    shares its core runs only part of the time; minigpt/INSTRUCTION_RESULTS.md). Wide models keep torch's
+    setting: their products are large enough to use every core of a bigger machine, where the gain outweighs
+    that risk (not measured here: only 2 cores were available).
+    """
+    if requested is not None:
+        return requested
+    gpt = find_gpt(model)
+    width = gpt.cfg.emb_dim if gpt is not None else SMALL_MODEL_WIDTH
+    return 1 if width < SMALL_MODEL_WIDTH else torch.get_num_threads()

@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 from hypothesis import given, settings, strategies as st
 
+from minigpt import speed
 from minigpt.model import GPTConfig, GPTModel
 from tests._impl import load_impl
 from tests._scripts import stopped_with_one_line
@@ -475,10 +476,10 @@ def test_majority_baseline_is_the_best_constant_answer():
 
 def test_small_models_train_on_one_thread_unless_told_otherwise():
     with torch.device("meta"):
-        small, wide = GPTModel(tiny_config()), GPTModel(tiny_config(emb_dim=clf.SMALL_MODEL_WIDTH, n_heads=8))
-    assert clf.cpu_threads(small) == 1 and clf.cpu_threads(clf.GPTClassifier(small)) == 1
-    assert clf.cpu_threads(small, requested=3) == 3
-    assert clf.cpu_threads(wide) == torch.get_num_threads()
+        small, wide = GPTModel(tiny_config()), GPTModel(tiny_config(emb_dim=speed.SMALL_MODEL_WIDTH, n_heads=8))
+    assert speed.cpu_threads(small) == 1 and speed.cpu_threads(clf.GPTClassifier(small)) == 1
+    assert speed.cpu_threads(small, requested=3) == 3
+    assert speed.cpu_threads(wide) == torch.get_num_threads()
 
 
 # --------------------------------------------------------------------------- the SMS reader, fuzzed (hypothesis)
