@@ -482,3 +482,85 @@ def require_answers(task: Task) -> Task:
                          f"answer, so they cannot be scored; {hint}")
     return task
 
+
+# ------------------------------------------------------------------------------------------ 4. BUNDLED, load_task
+
+# data/eval of the repository this package sits in, found the way minigpt/tokenizer.py finds data/gpt2.tiktoken.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EVAL_DATA_DIR = REPO_ROOT / "data" / "eval"
+
+# The original sets shipped with the book, each in a public benchmark's format: name -> (reader, path in data/eval).
+BUNDLED: dict[str, tuple[Callable[..., Task], str]] = {
+    "stories": (read_hellaswag, "stories.jsonl"),                  # endings that continue bundled stories
+    "chinese-stories": (read_hellaswag, "chinese_stories.jsonl"),
+    "science": (read_arc, "science_arc.jsonl"),                    # 3 to 5 choices, some labelled 1-5
+    "facts-en": (read_mmlu, "facts_en"),                           # dev/ and test/
+    "facts-zh": (read_ceval, "facts_zh"),                          # dev/ and val/
+}
+BUNDLED_LANGUAGES = {"chinese-stories": "zh", "facts-zh": "zh"}   # the others are English
+# The public benchmarks, downloaded on first use (or read from --data PATH).
+PUBLIC = ("hellaswag", "arc-easy", "arc-challenge", "mmlu", "ceval")
+
+
+def task_names() -> list[str]:
+    return [*BUNDLED, *PUBLIC]
+
+
+def load_task(name: str, data: str | os.PathLike | None = None, split: str | None = None,
+              limit: int | None = None, *, scoring: bool = True) -> Task:
+    """The task called `name`, one of task_names(): a bundled set or a public benchmark.
+
+    data: a local file or folder to read instead; nothing is downloaded then. For a public benchmark: its file,
+          the archive as downloaded (data.tar, ceval-exam.zip, ARC-V1-Feb2018.zip) or the folder it unpacks to.
+          Without it the public sets are downloaded once into the cache (minigpt/task_downloads.py).
+    split: for the MMLU and C-Eval layouts dev, val or test; for ARC train, dev or test. The default is the split
+           the harness scores: test for MMLU and ARC, val for C-Eval (HellaSwag: its validation file).
+    limit: keep only the first `limit` questions (the shots stay whole).
+    scoring: refuse a split without answers (require_answers); False reads one anyway.
+    """
+    if name in BUNDLED:
+        task = _bundled_task(name, data, split)
+    elif name in PUBLIC:
+        task = _public_task(name, data, split)
+    else:
+        raise InputError(f"unknown task {name!r}; expected one of {', '.join(task_names())}")
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+            raise InputError(f"limit must be a positive number of questions, got {limit!r}")
+        task.items = task.items[:limit]
+    return require_answers(task) if scoring else task
+
+
+def _bundled_task(name: str, data: str | os.PathLike | None, split: str | None) -> Task:
+    reader, relative = BUNDLED[name]
+    path = EVAL_DATA_DIR / relative if data is None else Path(data)
+    if data is None and not path.exists():
+        raise InputError(f"the bundled task {name!r} needs {path}, which is missing (looked in {EVAL_DATA_DIR}, the "
+                         f"data/eval folder of the repository minigpt was imported from); restore it (git checkout "
+                         f"-- data/eval) or pass a copy with --data PATH")
+    if split is None:
+        task = reader(path)
+    elif reader in (read_mmlu, read_ceval):
+        task = reader(path, split)
+    else:
+        raise InputError(f"{name} is one file ({path}), with no splits to choose; leave out --split")
+    task.name, task.language = name, BUNDLED_LANGUAGES.get(name, "en")
+    return task
+
+
+def _public_task(name: str, data: str | os.PathLike | None, split: str | None) -> Task:
+    from minigpt import task_downloads   # tooling: urllib, archives and the cache, needed only here
+
+    if name == "hellaswag":
+        if split not in (None, "val"):
+            raise InputError(f"hellaswag is scored on its validation file (the test labels are not public), so "
+                             f"--split {split} does not apply; pass another HellaSwag file with --data PATH")
+        task = read_hellaswag(task_downloads.hellaswag_path(data))
+    elif name == "mmlu":
+        task = read_mmlu(task_downloads.mmlu_path(data), split or "test")
+    elif name == "ceval":
+        task = read_ceval(task_downloads.ceval_path(data), split or "val")
+    else:
+        task = read_arc(task_downloads.arc_path(name, split or "test", data))
+    task.name = name
+    return task
