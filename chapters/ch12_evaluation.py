@@ -50,7 +50,7 @@ CHAPTER9_CHECKPOINT = ROOT / "out" / "ch09" / "ckpt.pt"
 CHINESE_HELDOUT = ROOT / "data" / "chinese" / "heldout.txt"
 DEFAULT_TASKS = ("stories", "science", "facts-en", "chinese-stories", "facts-zh")
 # The models trained here when chapters 6 and 9 have not been run: chapter 6's tiny preset, fewer steps.
-SHORT_MODEL = dict(size="tiny", context_length=128, tie_weights=True, drop_rate=0.0)
+SHORT_MODEL = dict(name="tiny", context_length=128, tie_weights=True, drop_rate=0.0)
 
 
 def build_parser() -> cli.ArgumentParser:

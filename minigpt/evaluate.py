@@ -33,7 +33,8 @@ import torch
 import torch.nn as nn
 
 from minigpt.files import InputError
-from minigpt.metrics import bootstrap_interval, score_responses, wilson_interval
+from minigpt.metrics import (bootstrap_interval, corpus_bleu, exact_match, is_closed_task, rouge_l, score_responses,
+                             token_f1, wilson_interval)
 from minigpt.metrics import bits_per_byte as _bits_per_byte
 from minigpt.model import find_gpt
 from minigpt.tasks import LETTERS, ChoiceItem, Task, context_text, continuations, shots_for
@@ -412,8 +413,6 @@ def score_generations(records: Sequence[dict], responses: Sequence[str], tokeniz
     are none; token_f1 and rouge_l are means over all records; BLEU is a corpus score (sacrebleu's default), so
     its interval resamples the records and recomputes the corpus score each time.
     """
-    from minigpt.metrics import corpus_bleu, exact_match, is_closed_task, rouge_l, token_f1  # TODO top-level
-
     score_responses(records, responses)          # the same argument checks as chapter 9
     references = [r["output"] for r in records]
     closed = [exact_match(p, r["output"]) for r, p in zip(records, responses) if is_closed_task(r)]
