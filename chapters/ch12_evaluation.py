@@ -7,7 +7,7 @@
     python chapters/ch12_evaluation.py --task ceval --data ~/ceval-exam --split val --judge   # + a local judge
 
 What it does, for every model: the bits per byte and perplexity of held-out text (the end of the bundled stories,
-held-out Chinese; --text adds files), read with a sliding window; the accuracy on multiple-choice tasks, each
+held-out Chinese, or the --text files), read with a sliding window; the accuracy on multiple-choice tasks, each
 choice scored by the model's log-likelihood (completion tasks: the likeliest ending; letter tasks: the likeliest
 of " A", " B", ... after a k-shot prompt), beside the accuracy of guessing and with a 95% interval; and for an
 instruction model, its answers to the bundled test requests scored by exact match, token F1, ROUGE-L and BLEU.
@@ -40,7 +40,7 @@ from minigpt.instruct import InstructionDataset, finetune, generate_responses, l
 from minigpt.judge import OLLAMA_CHAT_URL, check_local_url, compare_with_ollama, judge_with_ollama, ollama_status
 from minigpt.loading import load_model
 from minigpt.model import GPTConfig, GPTModel
-from minigpt.tasks import BUNDLED, load_task
+from minigpt.tasks import BUNDLED, load_task, task_names
 from minigpt.tokenizer import gpt2_tiktoken_encoding
 from minigpt.train import TrainConfig, TrainingInterrupted, train
 
@@ -48,13 +48,14 @@ ROOT = Path(__file__).resolve().parent.parent
 CHAPTER6_CHECKPOINT = ROOT / "out" / "ch06" / "ckpt.pt"
 CHAPTER9_CHECKPOINT = ROOT / "out" / "ch09" / "ckpt.pt"
 CHINESE_HELDOUT = ROOT / "data" / "chinese" / "heldout.txt"
+CHINESE_CHARACTERS = 5000
 DEFAULT_TASKS = ("stories", "science", "facts-en", "chinese-stories", "facts-zh")
 # The models trained here when chapters 6 and 9 have not been run: chapter 6's tiny preset, fewer steps.
 SHORT_MODEL = dict(name="tiny", context_length=128, tie_weights=True, drop_rate=0.0)
 
 
 def build_parser() -> cli.ArgumentParser:
-    p = cli.ArgumentParser(description=__doc__.split("\n\n")[0].split(": ", 1)[1],
+    p = cli.ArgumentParser(prog=Path(__file__).name, description=__doc__.split("\n\n")[0].split(": ", 1)[1],
                            formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     models = p.add_argument_group("models (default: random init, chapter 6's and chapter 9's)")
     models.add_argument("--checkpoint", action="append", type=cli.non_empty, default=[],
@@ -76,7 +77,9 @@ def build_parser() -> cli.ArgumentParser:
                        help="solved examples before each letter question (default 5; dropped oldest first to fit)")
     tasks.add_argument("--limit", type=cli.positive_int, help="score only the first N items of each task")
     tasks.add_argument("--text", action="append", type=cli.non_empty, default=[],
-                       help="a UTF-8 text file to measure bits per byte and perplexity on (repeatable)")
+                       help="a UTF-8 text file to measure bits per byte and perplexity on (repeatable; default: the "
+                            "end of the bundled stories that chapter 6 holds out, and the first 5,000 characters of "
+                            "data/chinese/heldout.txt)")
     tasks.add_argument("--stride", type=cli.positive_int,
                        help="sliding-window step for long texts (default half the model's context)")
     tasks.add_argument("--max-answers", type=cli.non_negative_int, default=60,
@@ -88,6 +91,7 @@ def build_parser() -> cli.ArgumentParser:
     judge.add_argument("--judge-url", type=cli.non_empty, default=OLLAMA_CHAT_URL, help="a localhost chat URL")
     p.add_argument("--batch-size", type=cli.positive_int, default=16, help="requests per forward pass")
     p.add_argument("--out", type=cli.output_folder, default="out/ch12", help="output folder (default out/ch12)")
+    p.add_argument("--threads", type=cli.positive_int, help="CPU threads (default 1: the models here are small)")
     p.add_argument("--device", type=cli.device, default="auto", help="auto (cuda > cpu), cpu, cuda, cuda:N")
     p.add_argument("--seed", type=int, default=123)
     return p
@@ -95,6 +99,10 @@ def build_parser() -> cli.ArgumentParser:
 
 def check_args(parser: cli.ArgumentParser, args: argparse.Namespace) -> None:
     """What no single option's type can see, checked before anything is loaded or trained."""
+    known = task_names()
+    for name in args.task:
+        if name not in known:
+            parser.error(f"argument --task: unknown task {name!r}; expected one of {', '.join(known)}")
     if args.data and len(args.task) != 1:
         parser.error("argument --data: give exactly one --task whose data it is")
     for path in args.checkpoint + args.text:
@@ -109,12 +117,17 @@ def check_args(parser: cli.ArgumentParser, args: argparse.Namespace) -> None:
 
 # ------------------------------------------------------------------------------------------------ the models
 
+def shown(path: Path) -> str:
+    """A path as the learner would type it: relative to the repository when it is inside."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def short_pretrained_model(args, tokenizer) -> tuple[GPTModel, str]:
     """Chapter 6's recipe on the bundled stories, shortened: the model chapter 6 would give, in about a minute."""
     path = args.out / "pretrained" / "ckpt.pt"
     if path.is_file() and (load_checkpoint(path).get("extra") or {}).get("steps") == args.pretrain_steps:
         return load_model(path, args.device)[0], f"trained by an earlier run ({path})"
-    print(f"No {CHAPTER6_CHECKPOINT.relative_to(ROOT)}: pretraining a small GPT on the bundled stories first "
+    print(f"No {shown(CHAPTER6_CHECKPOINT)}: pretraining a small GPT on the bundled stories first "
           f"({args.pretrain_steps} steps of chapter 6's loop).")
     torch.manual_seed(args.seed)
     model = GPTModel(GPTConfig.preset(**SHORT_MODEL)).to(args.device)
@@ -132,7 +145,7 @@ def short_instruction_model(args, base: GPTModel, tokenizer) -> tuple[GPTModel, 
     path = args.out / "instruction" / "ckpt.pt"
     if path.is_file() and (load_checkpoint(path).get("extra") or {}).get("sft_steps") == args.sft_steps:
         return load_model(path, args.device)[0], f"finetuned by an earlier run ({path})"
-    print(f"No {CHAPTER9_CHECKPOINT.relative_to(ROOT)}: finetuning it on the bundled instructions "
+    print(f"No {shown(CHAPTER9_CHECKPOINT)}: finetuning it on the bundled instructions "
           f"({args.sft_steps} steps of chapter 9's finetuning).")
     model = copy.deepcopy(base).train()
     splits = load_splits()
@@ -186,12 +199,17 @@ def models_to_score(args) -> list[dict]:
 # -------------------------------------------------------------------------------------------- what is scored
 
 def held_out_texts(args) -> dict[str, str]:
-    """{name: text} for bits per byte: the end of the stories chapter 6 held out, held-out Chinese, --text files."""
-    tokenizer = gpt2_tiktoken_encoding()
-    _, val_ids = split_ids(join_documents(load_stories(), tokenizer), 0.1)
-    texts = {"held-out stories": tokenizer.decode(val_ids)}
-    if CHINESE_HELDOUT.is_file():
-        texts["held-out Chinese"] = CHINESE_HELDOUT.read_text(encoding="utf-8")
+    """{name: text} for bits per byte: the --text files, or the end of the stories chapter 6 holds out (its split)
+    and the held-out Chinese of chapter 11."""
+    texts = {}
+    if not args.text:
+        tokenizer = gpt2_tiktoken_encoding()
+        _, val_ids = split_ids(join_documents(load_stories(), tokenizer), 0.1)
+        texts["held-out stories"] = tokenizer.decode(val_ids)
+        if CHINESE_HELDOUT.is_file():
+            # GPT-2's vocabulary spends about two tokens on a Chinese character, and each predicted token costs the
+            # 50,257-wide output head: the first few thousand characters give a steady bits-per-byte for less.
+            texts["held-out Chinese"] = CHINESE_HELDOUT.read_text(encoding="utf-8")[:CHINESE_CHARACTERS]
     for path in args.text:
         try:
             texts[Path(path).name] = Path(path).read_text(encoding="utf-8")
@@ -339,6 +357,10 @@ def run(args) -> None:
     start = time.time()
     args.device = pick_device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.device.type == "cpu":
+        # The models here are small: one thread is as fast as two on an idle 2-core machine and much faster on a
+        # busy one (minigpt/speed.py's cpu_threads); --threads overrides it.
+        torch.set_num_threads(args.threads or 1)
     tasks = tasks_to_score(args)          # bad task files are reported before any model is trained
     for task in tasks:
         print(f"Task {task.name}: {task.kind}, {len(task.items)} items, chance {100 * task.chance:.1f}%"

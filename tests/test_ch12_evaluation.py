@@ -919,3 +919,68 @@ def test_pairwise_judge_averages_both_orders(mode, expected):
         server.server_close()
     with pytest.raises(ValueError, match="local"):
         judge.compare_with_ollama(records, ["a"] * 3, ["b"] * 3, url="http://example.com/api/chat")
+
+
+# ------------------------------------------------------------------------------------------- the chapter script
+
+CHAPTER = Path(__file__).resolve().parent.parent / "chapters" / "ch12_evaluation.py"
+
+
+@pytest.fixture
+def chapter(monkeypatch, tmp_path):
+    """The chapter script as a module, with chapters 6 and 9's checkpoints looked for where there are none, so that
+    it trains its own short models whatever a learner has run in this clone."""
+    import runpy
+
+    script = runpy.run_path(str(CHAPTER), run_name="ch12_under_test")
+    main = script["main"]
+    monkeypatch.setitem(main.__globals__, "CHAPTER6_CHECKPOINT", tmp_path / "no-ch06" / "ckpt.pt")
+    monkeypatch.setitem(main.__globals__, "CHAPTER9_CHECKPOINT", tmp_path / "no-ch09" / "ckpt.pt")
+    return main
+
+
+@pytest.mark.slow
+def test_chapter_script_scores_three_models_and_writes_items_report_and_card(chapter, tmp_path, capsys):
+    text = write(tmp_path / "held_out.txt", "The fox counted the stars above the hill. " * 30)
+    out = tmp_path / "out"
+    chapter(["--pretrain-steps", "3", "--sft-steps", "2", "--task", "stories", "--task", "facts-zh", "--limit", "5",
+             "--max-answers", "2", "--text", str(text), "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "Report card" in printed and "chance 25.0%" in printed
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert list(report) == ["random init", "chapter 6 (pretrained)", "chapter 9 (instructions)"]
+    for card in report.values():
+        assert set(card["tasks"]) == {"stories", "facts-zh"} and card["tasks"]["stories"]["items"] == 5
+        accuracy, low, high = card["tasks"]["facts-zh"]["acc"]
+        assert low <= accuracy <= high
+        assert card["texts"]["held_out.txt"]["bits_per_byte"] > 0
+    assert "answers" in report["chapter 9 (instructions)"] and "answers" not in report["random init"]
+    items = [json.loads(line) for line in (out / "items.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(items) == 3 * (5 + 5)
+    assert all(len(i["logprobs"]) == 4 and i["prediction"] == int(np.argmax(i["logprobs"])) for i in items)
+    assert (out / "report_card.png").stat().st_size > 0
+
+
+def test_chapter_script_refuses_bad_task_files_with_file_and_line(chapter, tmp_path, capsys):
+    from tests._scripts import stopped_with_one_line
+
+    bad = write(tmp_path / "bad.jsonl", '{"ctx_a": "x", "ctx_b": "", "activity_label": "a", "endings": ["a", "b"], '
+                                        '"label": 0}\n{not json\n')
+    message = stopped_with_one_line(chapter, ["--task", "hellaswag", "--data", str(bad), "--out", str(tmp_path)],
+                                    capsys)
+    assert f"{bad}:2" in message
+    assert "--task" in stopped_with_one_line(chapter, ["--task", "nonsense", "--out", str(tmp_path)], capsys)
+    assert "--data" in stopped_with_one_line(chapter, ["--data", str(bad), "--out", str(tmp_path)], capsys)
+
+
+@pytest.mark.parametrize("argv,names", [
+    (["--limit", "0"], "--limit"), (["--shots", "-1"], "--shots"), (["--stride", "x"], "--stride"),
+    (["--judge-url", "http://example.com/api/chat"], "--judge-url"), (["--checkpoint", "nowhere.pt"], "nowhere.pt"),
+    (["--text", "nowhere.txt"], "nowhere.txt"), (["--task", "stories", "--task", "science", "--data", "x"], "--data"),
+    (["--batch-size", "0"], "--batch-size"), (["--device", "tpu"], "--device"),
+])
+def test_chapter_script_options_are_checked_before_any_work(chapter, tmp_path, capsys, argv, names):
+    from tests._scripts import stopped_with_one_line
+
+    message = stopped_with_one_line(chapter, argv + ["--out", str(tmp_path)], capsys)
+    assert names in message and message.startswith("ch12_evaluation.py: error:")
