@@ -984,3 +984,36 @@ def test_chapter_script_options_are_checked_before_any_work(chapter, tmp_path, c
 
     message = stopped_with_one_line(chapter, argv + ["--out", str(tmp_path)], capsys)
     assert names in message and message.startswith("ch12_evaluation.py: error:")
+
+
+def test_a_checkpoint_is_scored_with_the_tokenizer_it_records(chapter, tmp_path, capsys):
+    """A chapter 1/11-style BPE tokenizer recorded in a checkpoint (not GPT-2's) is the one the script scores with:
+    the bits per byte it reports equal text_perplexity's with that tokenizer, over that tokenizer's tokens."""
+    from minigpt.batches import WindowBatches
+    from minigpt.data import GPTDataset
+    from minigpt.loading import load_model
+    from minigpt.model import GPTConfig, GPTModel
+    from minigpt.tokenizer import BPETokenizer
+    from minigpt.train import TrainConfig, train
+
+    text = "小狐狸数星星。The fox counted the stars above the hill, one by one. " * 40
+    tokenizer = BPETokenizer()
+    tokenizer.train(text, vocab_size=300, special_tokens=["<|endoftext|>"])
+    ids = tokenizer.encode_ordinary(text)
+    torch.manual_seed(0)
+    model = GPTModel(GPTConfig(vocab_size=tokenizer.vocab_size, context_length=32, emb_dim=32, n_heads=2, n_layers=1,
+                               drop_rate=0.0))
+    config = TrainConfig(max_steps=2, warmup_steps=1, eval_every=0, out_dir=str(tmp_path / "bpe"), progress=False)
+    train(model, WindowBatches(GPTDataset(ids, 32, 32), 2), None, config, tokenizer=tokenizer)
+    held_out = write(tmp_path / "held_out.txt", "小狐狸数星星。The fox counted the stars.")
+    chapter(["--checkpoint", str(tmp_path / "bpe" / "ckpt.pt"), "--task", "facts-zh", "--limit", "3", "--text",
+             str(held_out), "--out", str(tmp_path / "out")])
+    capsys.readouterr()
+    report = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
+    (card,) = report.values()
+    loaded, recorded = load_model(tmp_path / "bpe" / "ckpt.pt")
+    assert isinstance(recorded, BPETokenizer) and recorded.vocab_size == tokenizer.vocab_size
+    expected = evaluate.text_perplexity(loaded, recorded, held_out.read_text(encoding="utf-8"))
+    assert card["texts"]["held_out.txt"]["bits_per_byte"] == pytest.approx(expected.bits_per_byte, rel=1e-6)
+    assert card["texts"]["held_out.txt"]["tokens"] == len(tokenizer.encode_ordinary(held_out.read_text()))
+    assert card["tasks"]["facts-zh"]["items"] == 3
