@@ -1017,3 +1017,21 @@ def test_a_checkpoint_is_scored_with_the_tokenizer_it_records(chapter, tmp_path,
     assert card["texts"]["held_out.txt"]["bits_per_byte"] == pytest.approx(expected.bits_per_byte, rel=1e-6)
     assert card["texts"]["held_out.txt"]["tokens"] == len(tokenizer.encode_ordinary(held_out.read_text()))
     assert card["tasks"]["facts-zh"]["items"] == 3
+
+
+# ------------------------------------------------------------------------------------------ generated answers
+
+def test_score_generations_is_the_metrics_means_with_intervals_around_them():
+    records = [{"instruction": f"q{i}", "input": "", "output": out} for i, out in enumerate(
+        ["Lima.", "The capital of France is Paris.", "Seven", "It rains because water vapour cools and condenses.",
+         "Blue", "A cat is a small animal that purrs."] * 4)]
+    responses = ["lima", "Paris is the capital of France.", "six", "Water vapour cools.", "Blue.", "A dog barks."] * 4
+    scores = evaluate.score_generations(records, responses, resamples=300)
+    references = [r["output"] for r in records]
+    closed = [metrics.exact_match(p, r) for p, r in zip(responses, references)]   # every reference here is short
+    assert scores["exact_match"][0] == pytest.approx(sum(closed) / len(closed))
+    f1 = [metrics.token_f1(p, r) for p, r in zip(responses, references)]
+    assert scores["token_f1"][0] == pytest.approx(sum(f1) / len(f1))
+    assert scores["bleu"][0] == pytest.approx(sacrebleu.corpus_bleu(responses, [references]).score, abs=1e-9)
+    for value, low, high in scores.values():
+        assert low <= value <= high and low < high
