@@ -32,26 +32,8 @@ from minigpt.loading import load_model
 from minigpt.model import MODEL_SIZES, GPTConfig, GPTModel, count_parameters
 from minigpt.speed import flops_per_token
 from minigpt.tokenizer import gpt2_tiktoken_encoding
-from minigpt.train import TrainConfig, TrainingInterrupted, plot_losses, train
+from minigpt.train import PRESET_FIELDS, PRESETS, TrainConfig, TrainingInterrupted, plot_losses, train
 
-# Each preset: the model (a size from chapter 4's table plus overrides), the batch size, and TrainConfig's own fields.
-# Command-line options override them.
-PRESETS = {
-    # 4 layers, width 128, GPT-2's vocabulary, output head tied to the token embedding (half the parameters,
-    # and twice as fast on a CPU, where the 50,257-wide head and its optimizer state dominate).
-    "tiny": dict(model=dict(size="tiny", context_length=128, tie_weights=True, drop_rate=0.1), batch_size=8,
-                 train=dict(max_steps=350, grad_accum_steps=1, learning_rate=4e-3, min_lr=4e-4, warmup_steps=30,
-                            weight_decay=0.1, eval_every=25, sample_every=175, checkpoint_every=175, compile=False)),
-    # GPT-2 small (124M parameters tied) as nanoGPT trains it: vocabulary padded from 50,257 to 50,304
-    # (a multiple of 64, so the head's matmul tiles evenly), no dropout, 16 x 1024 tokens per micro-batch,
-    # 32 micro-batches per step = 524,288 tokens, 19,073 steps = 10B tokens.
-    "gpt2-124m": dict(model=dict(size="gpt2", vocab_size=50304, tie_weights=True, drop_rate=0.0), batch_size=16,
-                      train=dict(max_steps=19073, grad_accum_steps=32, learning_rate=6e-4, min_lr=6e-5,
-                                 warmup_steps=700, weight_decay=0.1, eval_every=250, sample_every=1000,
-                                 checkpoint_every=1000, compile=True)),
-}
-PRESET_FIELDS = ("max_steps", "grad_accum_steps", "learning_rate", "min_lr", "warmup_steps", "weight_decay",
-                 "eval_every", "sample_every", "checkpoint_every", "compile")
 PROG = Path(__file__).name
 
 

@@ -16,7 +16,8 @@ report.json in --out.
 
 The default models: a randomly initialised GPT (what chance looks like), chapter 6's pretrained model and chapter
 9's instruction model: their checkpoints (out/ch06/ckpt.pt, out/ch09/ckpt.pt) when those chapters have been run,
-otherwise short versions trained here first (about a minute each on a 2-core CPU; kept in --out for the next run).
+otherwise trained here first: chapter 6's default run (its tiny preset, 350 steps on the bundled stories) and a
+short chapter 9 finetuning of it (100 steps), kept in --out for the next run.
 Each model is scored with the tokenizer its checkpoint records.
 """
 import argparse
@@ -42,7 +43,7 @@ from minigpt.loading import load_model
 from minigpt.model import GPTConfig, GPTModel
 from minigpt.tasks import BUNDLED, load_task, task_names
 from minigpt.tokenizer import gpt2_tiktoken_encoding
-from minigpt.train import TrainConfig, TrainingInterrupted, train
+from minigpt.train import PRESETS, TrainConfig, TrainingInterrupted, train
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTER6_CHECKPOINT = ROOT / "out" / "ch06" / "ckpt.pt"
@@ -50,8 +51,6 @@ CHAPTER9_CHECKPOINT = ROOT / "out" / "ch09" / "ckpt.pt"
 CHINESE_HELDOUT = ROOT / "data" / "chinese" / "heldout.txt"
 CHINESE_CHARACTERS = 5000
 DEFAULT_TASKS = ("stories", "science", "facts-en", "chinese-stories", "facts-zh")
-# The models trained here when chapters 6 and 9 have not been run: chapter 6's tiny preset, fewer steps.
-SHORT_MODEL = dict(name="tiny", context_length=128, tie_weights=True, drop_rate=0.0)
 
 
 def build_parser() -> cli.ArgumentParser:
@@ -63,10 +62,11 @@ def build_parser() -> cli.ArgumentParser:
     models.add_argument("--weights", action="append", type=cli.non_empty, default=[],
                         help="GPT-2 weights to score: a size (gpt2, gpt2-medium, ...: downloaded) or a safetensors "
                              "file or folder in Hugging Face's layout (repeatable)")
-    models.add_argument("--pretrain-steps", type=cli.positive_int, default=200,
-                        help="steps of the pretrained model trained here without out/ch06/ckpt.pt (default 200)")
-    models.add_argument("--sft-steps", type=cli.positive_int, default=150,
-                        help="steps of the instruction model trained here without out/ch09/ckpt.pt (default 150)")
+    models.add_argument("--pretrain-steps", type=cli.positive_int, default=350,
+                        help="steps of the pretrained model trained here without out/ch06/ckpt.pt (default 350, "
+                             "chapter 6's default run)")
+    models.add_argument("--sft-steps", type=cli.positive_int, default=100,
+                        help="steps of the instruction model trained here without out/ch09/ckpt.pt (default 100)")
     tasks = p.add_argument_group("tasks")
     tasks.add_argument("--task", action="append", type=cli.non_empty, default=[],
                        help=f"a task to score (repeatable; default: {', '.join(DEFAULT_TASKS)}); bundled: "
@@ -93,7 +93,7 @@ def build_parser() -> cli.ArgumentParser:
     p.add_argument("--out", type=cli.output_folder, default="out/ch12", help="output folder (default out/ch12)")
     p.add_argument("--threads", type=cli.positive_int, help="CPU threads (default 1: the models here are small)")
     p.add_argument("--device", type=cli.device, default="auto", help="auto (cuda > cpu), cpu, cuda, cuda:N")
-    p.add_argument("--seed", type=int, default=123)
+    p.add_argument("--seed", type=int, default=1337, help="seed of the models trained here (default 1337, chapter 6's)")
     return p
 
 
@@ -123,21 +123,23 @@ def shown(path: Path) -> str:
 
 
 def short_pretrained_model(args, tokenizer) -> tuple[GPTModel, str]:
-    """Chapter 6's recipe on the bundled stories, shortened: the model chapter 6 would give, in about a minute."""
+    """What chapter 6's default run trains (its tiny preset on the bundled stories), without its evaluations."""
     path = args.out / "pretrained" / "ckpt.pt"
     if path.is_file() and (load_checkpoint(path).get("extra") or {}).get("steps") == args.pretrain_steps:
         return load_model(path, args.device)[0], f"trained by an earlier run ({path})"
-    print(f"No {shown(CHAPTER6_CHECKPOINT)}: pretraining a small GPT on the bundled stories first "
-          f"({args.pretrain_steps} steps of chapter 6's loop).")
+    print(f"No {shown(CHAPTER6_CHECKPOINT)}: pretraining chapter 6's tiny GPT on the bundled stories first "
+          f"({args.pretrain_steps} steps of its default run).")
+    preset = PRESETS["tiny"]
+    overrides = dict(preset["model"])
     torch.manual_seed(args.seed)
-    model = GPTModel(GPTConfig.preset(**SHORT_MODEL)).to(args.device)
+    model = GPTModel(GPTConfig.preset(overrides.pop("size"), **overrides)).to(args.device)
+    context = model.cfg.context_length
     train_ids, _ = split_ids(join_documents(load_stories(), tokenizer), 0.1)
-    windows = GPTDataset(train_ids, SHORT_MODEL["context_length"], SHORT_MODEL["context_length"])
-    config = TrainConfig(max_steps=args.pretrain_steps, learning_rate=4e-3, min_lr=4e-4, warmup_steps=20,
-                         weight_decay=0.1, eval_every=0, log_every=25, out_dir=str(path.parent), seed=args.seed)
-    train(model, WindowBatches(windows, 8, seed=args.seed), None, config, tokenizer=tokenizer,
-          extra={"chapter": 12, "steps": args.pretrain_steps})
-    return model.eval(), f"{args.pretrain_steps} steps on the stories here ({path})"
+    settings = dict(preset["train"], max_steps=args.pretrain_steps, eval_every=0, sample_every=0, checkpoint_every=0)
+    config = TrainConfig(**settings, log_every=25, out_dir=str(path.parent), seed=args.seed)
+    train(model, WindowBatches(GPTDataset(train_ids, context, context), preset["batch_size"], seed=args.seed), None,
+          config, tokenizer=tokenizer, extra={"chapter": 12, "steps": args.pretrain_steps})
+    return model.eval(), f"{args.pretrain_steps} steps of chapter 6's recipe here ({path})"
 
 
 def short_instruction_model(args, base: GPTModel, tokenizer) -> tuple[GPTModel, str]:
@@ -178,7 +180,8 @@ def models_to_score(args) -> list[dict]:
         return chosen
     tokenizer = gpt2_tiktoken_encoding()
     torch.manual_seed(args.seed)
-    random_model = GPTModel(GPTConfig.preset(**SHORT_MODEL)).to(args.device).eval()
+    overrides = dict(PRESETS["tiny"]["model"])
+    random_model = GPTModel(GPTConfig.preset(overrides.pop("size"), **overrides)).to(args.device).eval()
     chosen.append(dict(name="random init", model=random_model, tokenizer=tokenizer, style=None,
                        source="chapter 4's tiny GPT, untrained"))
     if CHAPTER6_CHECKPOINT.is_file():

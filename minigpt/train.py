@@ -6,7 +6,7 @@ work in practice: a learning-rate warmup and cosine decay, gradient clipping, gr
 from small ones), bf16 autocast on GPUs, periodic evaluation on held-out text and checkpoints that resume bit for bit.
 
 Read it in this order:
-  1. TrainConfig                     every setting of a run, one dataclass
+  1. TrainConfig, PRESETS            every setting of a run, one dataclass; chapter 6's presets (tiny, gpt2-124m)
   2. learning_rate                   warmup, then cosine decay
   3. param_groups, make_optimizer    AdamW, with weight decay on the matrices only
   4. NextTokenLoss, forward_backward the objective, and one optimizer step's gradient over its micro-batches
@@ -133,6 +133,26 @@ class TrainConfig:
 
 
 # --------------------------------------------------------------------------------------------- 2. schedule
+
+# Each preset: the model (a size from chapter 4's table plus overrides), the batch size, and TrainConfig's own fields.
+# Chapter 6's command-line options override them; chapter 12 trains the tiny preset when chapter 6 has not been run.
+PRESETS = {
+    # 4 layers, width 128, GPT-2's vocabulary, output head tied to the token embedding (half the parameters,
+    # and twice as fast on a CPU, where the 50,257-wide head and its optimizer state dominate).
+    "tiny": dict(model=dict(size="tiny", context_length=128, tie_weights=True, drop_rate=0.1), batch_size=8,
+                 train=dict(max_steps=350, grad_accum_steps=1, learning_rate=4e-3, min_lr=4e-4, warmup_steps=30,
+                            weight_decay=0.1, eval_every=25, sample_every=175, checkpoint_every=175, compile=False)),
+    # GPT-2 small (124M parameters tied) as nanoGPT trains it: vocabulary padded from 50,257 to 50,304
+    # (a multiple of 64, so the head's matmul tiles evenly), no dropout, 16 x 1024 tokens per micro-batch,
+    # 32 micro-batches per step = 524,288 tokens, 19,073 steps = 10B tokens.
+    "gpt2-124m": dict(model=dict(size="gpt2", vocab_size=50304, tie_weights=True, drop_rate=0.0), batch_size=16,
+                      train=dict(max_steps=19073, grad_accum_steps=32, learning_rate=6e-4, min_lr=6e-5,
+                                 warmup_steps=700, weight_decay=0.1, eval_every=250, sample_every=1000,
+                                 checkpoint_every=1000, compile=True)),
+}
+PRESET_FIELDS = ("max_steps", "grad_accum_steps", "learning_rate", "min_lr", "warmup_steps", "weight_decay",
+                 "eval_every", "sample_every", "checkpoint_every", "compile")
+
 
 def learning_rate(step: int, max_lr: float, min_lr: float, warmup_steps: int, max_steps: int) -> float:
     """Learning rate for optimizer step `step` (0-based): linear warmup, then cosine decay to min_lr.
