@@ -54,7 +54,7 @@ DEFAULT_TASKS = ("stories", "science", "facts-en", "chinese-stories", "facts-zh"
 
 
 def build_parser() -> cli.ArgumentParser:
-    p = cli.ArgumentParser(prog=Path(__file__).name, description=__doc__.split("\n\n")[0].split(": ", 1)[1],
+    p = cli.ArgumentParser(prog=Path(__file__).name, description=__doc__.split("\n\n")[0],
                            formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     models = p.add_argument_group("models (default: random init, chapter 6's and chapter 9's)")
     models.add_argument("--checkpoint", action="append", type=cli.non_empty, default=[],
