@@ -304,7 +304,7 @@ def print_report(cards: dict[str, dict]) -> None:
     print("Bits per byte (lower is better; perplexity in brackets):")
     for text in first["texts"]:
         print(f"  {text:28}" + "".join(
-            f"{cards[n]['texts'][text]['bits_per_byte']:>{width - 10}.3f} ({cards[n]['texts'][text]['perplexity']:>7.1f})"
+            f"{cards[n]['texts'][text]['bits_per_byte']:>{width - 10}.3f} ({cards[n]['texts'][text]['perplexity']:>9.4g})"
             for n in names))
     answered = [n for n in names if "answers" in cards[n]]
     for name in answered:
