@@ -386,6 +386,11 @@ def run(args) -> None:
             cards["judge"] = judged
     report = {k: v for k, v in cards.items() if k != "judge"}
     print_report(report)
+    for name, answers in answered.items():
+        print(f"\n{name}, three of its answers:")
+        for record, answer in list(zip(records, answers))[:3]:
+            request = record["instruction"] + (f" [{record['input']}]" if record["input"] else "")
+            print(f"  request:   {request}\n  reference: {record['output']}\n  answer:    {answer}")
     if "judge" in cards:
         print(f"Judge ({args.judge_model}): {json.dumps(cards['judge'])}")
     write_text_atomic(args.out / "report.json", json.dumps(cards, indent=2, ensure_ascii=False) + "\n")
