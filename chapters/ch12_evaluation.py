@@ -91,7 +91,7 @@ def build_parser() -> cli.ArgumentParser:
     judge.add_argument("--judge-url", type=cli.non_empty, default=OLLAMA_CHAT_URL, help="a localhost chat URL")
     p.add_argument("--batch-size", type=cli.positive_int, default=16, help="requests per forward pass")
     p.add_argument("--out", type=cli.output_folder, default="out/ch12", help="output folder (default out/ch12)")
-    p.add_argument("--threads", type=cli.positive_int, help="CPU threads (default 1: the models here are small)")
+    p.add_argument("--threads", type=cli.positive_int, help="CPU threads (default: torch's, one per core; 1 is faster on a busy machine)")
     p.add_argument("--device", type=cli.device, default="auto", help="auto (cuda > cpu), cpu, cuda, cuda:N")
     p.add_argument("--seed", type=int, default=1337, help="seed of the models trained here (default 1337, chapter 6's)")
     return p
@@ -360,10 +360,10 @@ def run(args) -> None:
     start = time.time()
     args.device = pick_device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.device.type == "cpu":
-        # The models here are small: one thread is as fast as two on an idle 2-core machine and much faster on a
-        # busy one (minigpt/speed.py's cpu_threads); --threads overrides it.
-        torch.set_num_threads(args.threads or 1)
+    if args.threads:
+        # torch's default (a thread per core) is fastest on an idle machine; on a busy one a single thread is
+        # (minigpt/speed.py's cpu_threads explains why), so this is the user's call.
+        torch.set_num_threads(args.threads)
     tasks = tasks_to_score(args)          # bad task files are reported before any model is trained
     for task in tasks:
         print(f"Task {task.name}: {task.kind}, {len(task.items)} items, chance {100 * task.chance:.1f}%"
