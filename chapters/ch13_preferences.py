@@ -4,6 +4,7 @@
     python chapters/ch13_preferences.py --checkpoint out/ch09/ckpt.pt   # start from your chapter 9 model
     python chapters/ch13_preferences.py --lora-rank 8                   # DPO trains adapters; reference = adapters off
     python chapters/ch13_preferences.py --reference live --beta 0.3     # reference log-probs at every step
+    python chapters/ch13_preferences.py --rpo-alpha 0                   # plain DPO, without RPO's next-token term
     python chapters/ch13_preferences.py --data my_preferences/          # train/validation/test .json(l), either format
 
 The script starts from an instruction model (a chapter 9 checkpoint if out/ch09/ckpt.pt exists, else a small one it
