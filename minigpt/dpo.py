@@ -12,9 +12,15 @@ further). The reference is a frozen copy in eval mode, or, when the policy train
 with its adapters switched off (minigpt.lora.adapters_disabled); its log-probabilities never change, so they can be
 computed once and cached with the data.
 
+DPO alone tends to push the rejected answer down faster than it pushes the chosen one up; both log-probabilities can
+fall, and the policy's own answers with them. RPO (Pang et al., 2024, "Iterative Reasoning Preference Optimization")
+adds the chosen answer's ordinary next-token loss to each pair's: α · (−log π(c) / |c|), its mean negative
+log-likelihood per token, so the chosen answers stay likely while the margin grows (alpha=0 is plain DPO).
+
 Read it in this order:
-  1. response_logprobs     summed log-probabilities of the answer tokens (targets that are not -100), one per row
-  2. dpo_loss              the formula, per pair, with the implicit rewards
+  1. response_logprobs     summed log-probabilities of the answer tokens (targets that are not -100), one per row;
+                           AnswerLoss, chapter 9's loss on the answer tokens only, with the same trick
+  2. dpo_loss              the formula, per pair, with the implicit rewards (and RPO's term)
   3. DPOLoss               the loss object chapter 6's train() takes (sizes + __call__), logging rewards as it goes
   4. pair_logprobs, cache_reference, frozen_reference   the reference model's side
   5. train_dpo             train() on pair batches: accumulation, clipping, schedule and checkpoints come from there
@@ -42,7 +48,7 @@ import torch.nn.functional as F
 from minigpt.lora import LoRALinear, adapters_disabled
 from minigpt.model import find_gpt
 from minigpt.preference import PairDataset, PairMetrics, collate_pairs, pair_loader
-from minigpt.train import IGNORE_INDEX, TrainConfig, train
+from minigpt.train import IGNORE_INDEX, NextTokenLoss, TrainConfig, train
 
 
 # ------------------------------------------------------------------------------------ 1. log-probabilities
@@ -80,19 +86,41 @@ def response_logprobs(model: nn.Module, inputs: torch.Tensor, targets: torch.Ten
     return torch.zeros(len(inputs), device=inputs.device).index_add(0, rows, token_logprobs)
 
 
+def target_counts(targets: torch.Tensor) -> torch.Tensor:
+    """How many targets of each row count (are not -100): the answer's tokens and its end token. (batch,)"""
+    return (targets != IGNORE_INDEX).sum(dim=1)
+
+
+class AnswerLoss(NextTokenLoss):
+    """Chapter 9's finetuning loss on the answer tokens only (batches from collate_instructions with
+    mask_prompt=True), for train(): the same sum of next-token cross-entropies as NextTokenLoss, but the output head
+    runs only at the positions that are targets (response_logprobs). With GPT-2's 50,257-token head that is most of
+    a small model's work, and an alpaca prompt is two thirds of a record: several times faster on a CPU."""
+
+    def __call__(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return -response_logprobs(model, *batch).sum()
+
+
 # ------------------------------------------------------------------------------------------- 2. the loss
 
 def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, reference_chosen: torch.Tensor,
-             reference_rejected: torch.Tensor, beta: float = 0.1
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+             reference_rejected: torch.Tensor, beta: float = 0.1, *, alpha: float = 0.0,
+             chosen_tokens: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(loss, chosen reward, rejected reward) per pair, from summed answer log-probabilities (pairs,).
 
     reward = β·(log π − log π_ref); loss = −log σ(chosen reward − rejected reward). logsigmoid is computed stably
-    (no exp overflow for large margins). With β → 0 every loss tends to log 2 and its gradient to 0.
+    (no exp overflow for large margins). With β → 0 the DPO part tends to log 2 and its gradient to 0.
+    With `alpha` > 0 (RPO) each loss adds α · (−log π(c) / chosen_tokens): the chosen answer's mean next-token
+    negative log-likelihood, `chosen_tokens` (pairs,) being how many tokens log π(c) sums over.
     """
     chosen_reward = beta * (policy_chosen - reference_chosen)
     rejected_reward = beta * (policy_rejected - reference_rejected)
-    return -F.logsigmoid(chosen_reward - rejected_reward), chosen_reward, rejected_reward
+    losses = -F.logsigmoid(chosen_reward - rejected_reward)
+    if alpha:
+        if chosen_tokens is None:
+            raise ValueError("RPO's term (alpha > 0) needs chosen_tokens, the token count of each chosen answer")
+        losses = losses - alpha * policy_chosen / chosen_tokens
+    return losses, chosen_reward, rejected_reward
 
 
 @contextlib.contextmanager
@@ -111,13 +139,16 @@ class DPOLoss:
     Rows 0..n−1 of a batch are the chosen answers, rows n..2n−1 the rejected ones of the same pairs. Reference
     log-probabilities come from the batch when cached (a third tensor), otherwise from `reference` (a frozen model),
     otherwise from the policy itself with its LoRA adapters switched off. sizes(batch) -> (pairs, tokens); the call
-    returns the summed loss over the batch's pairs, and records the implicit rewards in `metrics`.
+    returns the summed loss over the batch's pairs, and records the implicit rewards in `metrics`. `alpha` > 0 adds
+    RPO's term (dpo_loss), the chosen answers' mean next-token loss, to every pair.
     """
 
-    def __init__(self, beta: float = 0.1, reference: nn.Module | None = None):
+    def __init__(self, beta: float = 0.1, reference: nn.Module | None = None, alpha: float = 0.0):
         if not beta > 0:
             raise ValueError(f"beta must be above 0, got {beta}")
-        self.beta, self.reference = beta, reference
+        if not alpha >= 0:
+            raise ValueError(f"alpha must be 0 or more, got {alpha}")
+        self.beta, self.reference, self.alpha = beta, reference, alpha
         self.metrics = PairMetrics()
 
     def sizes(self, batch: Sequence[torch.Tensor]) -> tuple[int, int]:
@@ -140,7 +171,8 @@ class DPOLoss:
         reference = batch[2].float() if len(batch) == 3 else self.reference_logprobs(model, inputs, targets)
         n = len(inputs) // 2
         losses, chosen_reward, rejected_reward = dpo_loss(policy[:n], policy[n:], reference[:n], reference[n:],
-                                                          self.beta)
+                                                          self.beta, alpha=self.alpha,
+                                                          chosen_tokens=target_counts(targets[:n]))
         self.metrics.add(chosen_reward, rejected_reward)
         return losses.sum()
 
@@ -191,14 +223,16 @@ def cache_reference(pairs: PairDataset, policy: nn.Module, reference: nn.Module 
 # --------------------------------------------------------------------------------------------- 5. training
 
 def train_dpo(policy: nn.Module, train_pairs: PairDataset, val_pairs: PairDataset | None, config: TrainConfig, *,
-              beta: float = 0.1, reference: nn.Module | None = None, cache: bool = True, batch_size: int = 8,
+              beta: float = 0.1, alpha: float = 0.0, reference: nn.Module | None = None, cache: bool = True,
+              batch_size: int = 8,
               seed: int = 123, tokenizer=None, resume: str | os.PathLike | None = None,
               extra: dict | None = None) -> tuple[dict, DPOLoss]:
     """Train `policy` with DPO through chapter 6's train(); returns (train()'s history, the DPOLoss with its metrics).
 
     `reference`: a frozen model (frozen_reference(policy) before training), or None when the policy has LoRA
     adapters (the reference is then the policy with them off). `cache`: compute the reference log-probabilities
-    once before training (one forward pass over the data) instead of at every step.
+    once before training (one forward pass over the data) instead of at every step. `alpha`: RPO's weight on the
+    chosen answers' next-token loss (0: plain DPO).
     """
     if reference is None and not has_lora(policy):
         raise ValueError("DPO needs a reference model: pass reference=frozen_reference(policy), or train LoRA "
@@ -208,7 +242,7 @@ def train_dpo(policy: nn.Module, train_pairs: PairDataset, val_pairs: PairDatase
         if pairs is not None and pairs.reference is None:
             cache_reference(pairs, policy, reference)
     context = find_gpt(policy).cfg.context_length
-    loss = DPOLoss(beta, reference)
+    loss = DPOLoss(beta, reference, alpha)
     train_batches = pair_loader(train_pairs, batch_size, shuffle=True, seed=seed, allowed_max_length=context)
     val_batches = None if val_pairs is None or len(val_pairs) == 0 else \
         pair_loader(val_pairs, batch_size, shuffle=False, allowed_max_length=context)

@@ -607,12 +607,14 @@ def response_perplexity(model: nn.Module, dataset: InstructionDataset, batch_siz
 
 def finetune(model: nn.Module, train_dataset: InstructionDataset, val_dataset: InstructionDataset | None = None,
              config=None, *, batch_size: int = 8, mask_prompt: bool = False, seed: int = 123, tokenizer=None,
-             resume: str | os.PathLike | None = None, extra: dict | None = None) -> dict:
+             resume: str | os.PathLike | None = None, extra: dict | None = None, loss=None) -> dict:
     """Instruction finetuning is pretraining's loop on other batches: run chapter 6's `train` on them.
 
     `config` is a minigpt.train.TrainConfig (steps, learning rate, schedule, out_dir for the checkpoint and
     loss.png). Training batches are length-grouped and reshuffled every epoch (seeded); validation batches are
-    the same every evaluation. Returns train()'s history (losses per step and per evaluation).
+    the same every evaluation. `loss` goes to train() (default: its NextTokenLoss; chapter 13 passes one that
+    computes the output head at the answer tokens only, with mask_prompt=True). Returns train()'s history (losses
+    per step and per evaluation).
     """
     context = model.cfg.context_length
     train_loader = instruction_loader(train_dataset, batch_size, shuffle=True, seed=seed, mask_prompt=mask_prompt,
@@ -620,8 +622,8 @@ def finetune(model: nn.Module, train_dataset: InstructionDataset, val_dataset: I
     val_loader = None if val_dataset is None or len(val_dataset) == 0 else \
         instruction_loader(val_dataset, batch_size, shuffle=False, mask_prompt=mask_prompt,
                            allowed_max_length=context)
-    return train(model, train_loader, val_loader, config or TrainConfig(), tokenizer=tokenizer, resume=resume,
-                 extra=extra)
+    return train(model, train_loader, val_loader, config or TrainConfig(), loss=loss, tokenizer=tokenizer,
+                 resume=resume, extra=extra)
 
 
 # ------------------------------------------------------------------------------------------ helpers

@@ -15,8 +15,10 @@ import pytest
 import torch
 
 from minigpt import metrics
+from minigpt.instruct import collate_instructions
 from minigpt.model import GPTConfig, GPTModel
 from minigpt.tokenizer import gpt2_tiktoken_encoding
+from minigpt.train import NextTokenLoss
 from tests._impl import load_impl
 
 pref = load_impl("minigpt.preference")
@@ -228,6 +230,79 @@ def test_dpo_loss_and_gradient_match_the_float64_formula(beta):
     assert torch.allclose(rejected_reward.double(), beta * (pr - rr), rtol=1e-5, atol=1e-5)
 
 
+def float64_rpo(pc, pr, rc, rr, beta, alpha, tokens):
+    """DPO's loss plus RPO's α · (−log π(c) / tokens), and its derivatives with respect to log π(c) and log π(r)."""
+    loss, d_chosen, d_rejected = float64_dpo(pc, pr, rc, rr, beta)
+    return loss - alpha * pc / tokens, d_chosen - alpha / tokens, d_rejected
+
+
+@pytest.mark.parametrize("beta, alpha", [(0.1, 0.5), (0.5, 1.0), (2.0, 0.05)])
+def test_rpo_term_and_its_gradient_match_the_float64_formula(beta, alpha):
+    g = torch.Generator().manual_seed(int(beta * 10 + alpha * 100))
+    pc, pr, rc, rr = (-30 * torch.rand(32, generator=g, dtype=torch.float64) for _ in range(4))
+    tokens = torch.randint(1, 40, (32,), generator=g)
+    policy_c, policy_r = pc.float().requires_grad_(), pr.float().requires_grad_()
+    loss, _, _ = dpo.dpo_loss(policy_c, policy_r, rc.float(), rr.float(), beta, alpha=alpha, chosen_tokens=tokens)
+    loss.sum().backward()
+    expected = [float64_rpo(*map(float, v), beta, alpha, int(n)) for *v, n in zip(pc, pr, rc, rr, tokens)]
+    # As for plain DPO: float32 inputs of size ~30 (the NLL term adds up to α·30 more, same relative precision).
+    assert loss.tolist() == pytest.approx([e[0] for e in expected], rel=1e-5, abs=1e-5 * max(beta, 1))
+    assert policy_c.grad.tolist() == pytest.approx([e[1] for e in expected], rel=1e-5, abs=1e-7)
+    assert policy_r.grad.tolist() == pytest.approx([e[2] for e in expected], rel=1e-5, abs=1e-7)
+    with pytest.raises(ValueError, match="chosen_tokens"):
+        dpo.dpo_loss(policy_c, policy_r, rc.float(), rr.float(), beta, alpha=alpha)
+
+
+def test_rpo_alpha_zero_is_plain_dpo_and_beta_to_zero_leaves_only_the_nll_gradient():
+    pc, pr = torch.tensor([-3.0, -50.0], requires_grad=True), torch.tensor([-9.0, -1.0], requires_grad=True)
+    ref_c, ref_r, tokens = torch.tensor([-5.0, -20.0]), torch.tensor([-4.0, -2.0]), torch.tensor([3, 10])
+    plain = dpo.dpo_loss(pc, pr, ref_c, ref_r, 0.3)[0]
+    assert torch.equal(dpo.dpo_loss(pc, pr, ref_c, ref_r, 0.3, alpha=0.0, chosen_tokens=tokens)[0], plain)
+    loss = dpo.dpo_loss(pc, pr, ref_c, ref_r, 1e-9, alpha=2.0, chosen_tokens=tokens)[0]
+    loss.sum().backward()
+    assert loss.tolist() == pytest.approx([math.log(2) + 2.0 * 3 / 3, math.log(2) + 2.0 * 50 / 10], abs=1e-6)
+    # The NLL's alone (the DPO part adds β/2 = 5e-10), as float32 rounds −2/3: to 1e-7 relative.
+    assert pc.grad.tolist() == pytest.approx([-2.0 / 3, -2.0 / 10], rel=1e-7, abs=1e-9)
+    assert pr.grad.abs().max() <= 1e-9
+
+
+def test_dpo_loss_object_adds_the_chosen_answers_mean_token_nll():
+    model = small_model()
+    items, batch = pair_batch()
+    reference = small_model(seed=1)
+    alpha, beta = 0.7, 0.2
+    with torch.no_grad():
+        got = dpo.DPOLoss(beta, reference, alpha=alpha)(model, batch).item()
+    # Independent: every log-probability from the token-by-token loop in float64, the formula written out.
+    expected = 0.0
+    for prompt, chosen, rejected, _ in items:
+        pc, pr = loop_logprob(model, prompt, chosen), loop_logprob(model, prompt, rejected)
+        rc, rr = loop_logprob(reference, prompt, chosen), loop_logprob(reference, prompt, rejected)
+        expected += float64_rpo(pc, pr, rc, rr, beta, alpha, len(chosen) + 1)[0]   # + 1: the end token
+    assert got == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="alpha"):
+        dpo.DPOLoss(alpha=-0.1)
+
+
+def test_answer_loss_equals_the_next_token_loss_on_a_masked_batch():
+    model = small_model()
+    model.train()
+    g = torch.Generator().manual_seed(5)
+    rows = [(torch.randint(0, 50000, (n,), generator=g).tolist(), p) for n, p in ((9, 4), (5, 2), (12, 7))]
+    batch = collate_instructions(rows, mask_prompt=True)
+    reference = NextTokenLoss()
+    assert dpo.AnswerLoss().sizes(batch) == reference.sizes(batch)
+    value = dpo.AnswerLoss()(model, batch)
+    value.backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    expected = reference(model, batch)   # the full (batch, tokens, vocab) logits, cross-entropy with ignore_index
+    expected.backward()
+    assert value.item() == pytest.approx(expected.item(), rel=1e-5)
+    for got, want in zip(grads, (p.grad for p in model.parameters())):
+        assert torch.allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
 def test_large_margins_do_not_overflow():
     loss, _, _ = dpo.dpo_loss(torch.tensor([0.0, -1e4]), torch.tensor([-1e4, 0.0]), torch.zeros(2), torch.zeros(2),
                               1.0)
@@ -392,6 +467,7 @@ def test_bundled_preferences_rank_the_reference_answer_first():
 
 @pytest.mark.parametrize("argv, message", [
     (["--beta", "0"], "--beta"),
+    (["--rpo-alpha", "-1"], "--rpo-alpha"),
     (["--dpo-steps", "-3"], "--dpo-steps"),
     (["--checkpoint", "/nonexistent/ckpt.pt"], "no such file"),
     (["--checkpoint", "a", "--weights", "gpt2"], "not both"),
