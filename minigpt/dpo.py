@@ -45,6 +45,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from minigpt.evaluate import logits_at
 from minigpt.lora import LoRALinear, adapters_disabled
 from minigpt.model import find_gpt
 from minigpt.preference import PairDataset, PairMetrics, collate_pairs, pair_loader
@@ -53,25 +54,6 @@ from minigpt.train import IGNORE_INDEX, NextTokenLoss, TrainConfig, train
 
 # ------------------------------------------------------------------------------------ 1. log-probabilities
 
-@contextlib.contextmanager
-def _head_only_at(model: nn.Module, keep: torch.Tensor) -> Iterator[None]:
-    """While inside, the GPT's output head sees only the positions where `keep` (batch, tokens) is True.
-
-    The head (emb_dim x 50,257) is the largest matrix product of a small model, and DPO needs its output only at
-    the answer's tokens, a fifth of a chapter 9 batch; the rest of the prompt's logits would be thrown away. A
-    forward hook on the final LayerNorm hands the head those rows alone, as `last_only` does for generation, so
-    model(inputs) returns (kept positions, vocab).
-    """
-    gpt = find_gpt(model)
-    if gpt is None:
-        raise TypeError(f"response_logprobs needs a model with a GPTModel inside, got {type(model).__name__}")
-    handle = gpt.final_norm.register_forward_hook(lambda module, args, output: output[keep])
-    try:
-        yield
-    finally:
-        handle.remove()
-
-
 def response_logprobs(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Σ_t log π(targets[b, t] | inputs[b, :t+1]) over the targets that are not -100: one number per row (batch,).
 
@@ -79,8 +61,9 @@ def response_logprobs(model: nn.Module, inputs: torch.Tensor, targets: torch.Ten
     log π(answer | prompt). Prompt and padding positions add exactly nothing.
     """
     keep = targets != IGNORE_INDEX
-    with _head_only_at(model, keep):
-        logits = model(inputs)                                      # (kept positions, vocab)
+    # The output head only where an answer token is predicted (chapter 12's logits_at): the head is the largest
+    # matrix product of a small model, and the answer a fifth of a chapter 9 batch.
+    logits = logits_at(model, inputs, keep)                         # (kept positions, vocab)
     token_logprobs = -F.cross_entropy(logits.float(), targets[keep], reduction="none")
     rows = torch.arange(len(inputs), device=inputs.device)[:, None].expand_as(targets)[keep]
     return torch.zeros(len(inputs), device=inputs.device).index_add(0, rows, token_logprobs)

@@ -63,7 +63,7 @@ def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], 
 def _gpt(model: nn.Module):
     gpt = find_gpt(model)
     if gpt is None or not hasattr(gpt, "new_cache"):
-        raise TypeError(f"chapter 12 scores language models (a GPTModel); got {type(model).__name__}")
+        raise TypeError(f"this needs a language model with a GPTModel inside; got {type(model).__name__}")
     return gpt
 
 

@@ -155,7 +155,8 @@ def wilson_interval(successes: int, total: int, confidence: float = 0.95) -> tup
     p = successes / total
     centre = (p + z * z / (2 * total)) / (1 + z * z / total)
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # The interval always holds p; min/max only undo rounding (at p = 0, centre − half is 1e-17, not 0).
+    return min(max(0.0, centre - half), p), max(min(1.0, centre + half), p)
 
 
 def bootstrap_interval(values: Sequence[float], groups: Sequence[int] | None = None, confidence: float = 0.95,

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from minigpt import metrics
 from minigpt.instruct import collate_instructions
 from minigpt.model import GPTConfig, GPTModel
 from minigpt.tokenizer import gpt2_tiktoken_encoding
@@ -413,28 +412,6 @@ def test_reward_reads_the_end_token_and_ignores_padding(encoding):
     alone = pref.reward_scores(model, [short])
     assert together[0].item() == pytest.approx(alone[0].item(), abs=1e-5)
     assert model.gpt.out_head.out_features == 1
-
-
-# -------------------------------------------------------------------------------------------------- intervals
-
-def test_bootstrap_interval_matches_the_normal_approximation():
-    g = torch.Generator().manual_seed(3)
-    values = (torch.rand(400, generator=g) < 0.7).float().tolist()
-    mean, low, high = metrics.bootstrap_interval(values)
-    half = 1.96 * math.sqrt(mean * (1 - mean) / 400)
-    # 2,000 resamples: the percentile ends move by about 10% of the half-width from run to run of other seeds.
-    assert low == pytest.approx(mean - half, abs=0.2 * half) and high == pytest.approx(mean + half, abs=0.2 * half)
-
-
-def test_bootstrap_draws_whole_prompts():
-    values = [1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0]
-    single = metrics.bootstrap_interval(values)
-    # Each value three times within its own prompt: the same prompts are drawn, so the same interval, not a
-    # narrower one as three times the independent data would give.
-    tripled = metrics.bootstrap_interval([v for v in values for _ in range(3)], [i for i in range(8) for _ in range(3)])
-    naive = metrics.bootstrap_interval([v for v in values for _ in range(3)])
-    assert tripled == pytest.approx(single)
-    assert naive[2] - naive[1] < tripled[2] - tripled[1]
 
 
 # ----------------------------------------------------------------------------------------- data and script
