@@ -17,7 +17,7 @@ arithmetic subjects, which this script generates. The story sets take their cont
 bundled stories and their wrong endings from *other* stories, so that a model trained on the stories (chapter 6,
 chapter 11) can beat chance by knowing which sentence follows which, while an untrained model cannot.
 
-Standard library only; deterministic (SEED, and no set or hash ordering decides anything), so the committed files
+Standard library only (plus minigpt/files.py, itself standard library, for atomic writes); deterministic (SEED, and no set or hash ordering decides anything), so the committed files
 are reproduced byte for byte. All text here and in question_bank.py was written for minigpt (CC0, see data/README.md).
 """
 from __future__ import annotations
@@ -27,12 +27,12 @@ import csv
 import importlib.util
 import io
 import json
-import os
 import random
 import re
 import sys
-import tempfile
 from pathlib import Path
+
+from minigpt.files import write_bytes_atomic
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent
@@ -464,19 +464,6 @@ def build() -> dict[Path, bytes]:
     return files
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename it onto `path`: a reader sees the old or the new file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def describe(path: Path, data: bytes) -> str:
     lines = data.decode("utf-8").count("\n")
     items = lines - 1 if "facts_zh" in path.parts else lines   # C-Eval files have a header row
@@ -501,7 +488,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"All {len(files)} files under {HERE} match make_eval_sets.py (seed {SEED}).")
         return 0
     for path, data in files.items():
-        write_atomic(path, data)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(path, data)
         print(describe(path, data))
     return 0
 
