@@ -2,7 +2,7 @@
 
 Read in this order:
   1. ChoiceItem, Task           one question (a context, its choices, the right one) and a set of them
-  2. letter_prompt, ...         how a question is written out for the model, as lm-evaluation-harness writes it
+  2. letter_block, context_text  how a question is written out for the model, as lm-evaluation-harness writes it
   3. readers                    HellaSwag JSONL, ARC JSONL, MMLU CSV, C-Eval CSV, each as the harness reads it
   4. BUNDLED, load_task         the original sets shipped in data/eval, and one door to any of them (the public
                                 sets are fetched and unpacked by minigpt/task_downloads.py, tooling beside this)
