@@ -186,11 +186,9 @@ def letter_task(encoding, count: int, seed: int = 0, question: tuple[int, int] =
 
 
 def bundled_tasks(count: int) -> dict[str, Task]:
-    """The bundled sets (data/eval) through minigpt.tasks.load_task, where that reader exists."""
-    if not hasattr(tasks, "load_task"):
-        raise SystemExit("minigpt.tasks has no load_task yet: run with the synthetic items (the default)")
+    """The bundled sets (data/eval) through minigpt.tasks.load_task: the stories (completion) and facts-en (letter)."""
     found = {}
-    for name in ("stories", "facts_en"):
+    for name in ("stories", "facts-en"):
         task = tasks.load_task(name)
         task.items = task.items[:count]
         found[task.kind] = task
