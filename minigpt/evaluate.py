@@ -33,11 +33,11 @@ import torch
 import torch.nn as nn
 
 from minigpt.files import InputError
-from minigpt.metrics import (bootstrap_interval, corpus_bleu, exact_match, is_closed_task, rouge_l, score_responses,
-                             token_f1, wilson_interval)
+from minigpt.metrics import (bootstrap_interval, corpus_bleu, exact_match, is_closed_task, rouge_l, token_f1,
+                             wilson_interval)
 from minigpt.metrics import bits_per_byte as _bits_per_byte
 from minigpt.model import find_gpt
-from minigpt.tasks import LETTERS, ChoiceItem, Task, context_text, continuations, shots_for
+from minigpt.tasks import LETTERS, ChoiceItem, Task, chance, context_text, continuations, shots_for
 from minigpt.tokenizer import end_of_text_id
 
 
@@ -404,7 +404,7 @@ def score_task(model: nn.Module, tokenizer, task: Task, shots: int = 0, limit: i
         scores = iter(continuation_logprobs(model, flat, batch_size, eot, bar))
         for i in alone:
             logprobs[i] = [next(scores) for _ in fitted[i][0]]
-    result = TaskResult(task.name, task.kind, sum(1 / len(item.choices) for item in items) / len(items))
+    result = TaskResult(task.name, task.kind, chance(items))
     for index, (item, scores, (_, used, truncated)) in enumerate(zip(items, logprobs, fitted)):
         texts = choice_texts(item, task)
         per_char = [s / max(len(t), 1) for s, t in zip(scores, texts)]
@@ -429,7 +429,8 @@ def score_generations(records: Sequence[dict], responses: Sequence[str], tokeniz
     are none; token_f1 and rouge_l are means over all records; BLEU is a corpus score (sacrebleu's default), so
     its interval resamples the records and recomputes the corpus score each time.
     """
-    score_responses(records, responses)          # the same argument checks as chapter 9
+    if len(records) != len(responses) or not records:
+        raise ValueError(f"need one response per record, got {len(records)} records and {len(responses)} responses")
     references = [r["output"] for r in records]
     closed = [exact_match(p, r["output"]) for r, p in zip(records, responses) if is_closed_task(r)]
     scores: dict[str, tuple[float, float, float] | None] = {

@@ -23,7 +23,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
@@ -77,7 +77,12 @@ class Task:
 
     @property
     def chance(self) -> float:
-        return sum(1 / len(item.choices) for item in self.items) / len(self.items) if self.items else 0.0
+        return chance(self.items)
+
+
+def chance(items: Sequence[ChoiceItem]) -> float:
+    """The accuracy of guessing uniformly: the mean of 1/len(choices) over the items (0 for none)."""
+    return sum(1 / len(item.choices) for item in items) / len(items) if items else 0.0
 
 
 # ------------------------------------------------------------------------------------------ 2. prompts
