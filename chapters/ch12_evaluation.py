@@ -39,7 +39,7 @@ from minigpt.files import InputError, atomic_open, save_figure, write_text_atomi
 from minigpt.gpt2 import load_gpt2
 from minigpt.instruct import InstructionDataset, finetune, generate_responses, load_splits
 from minigpt.judge import OLLAMA_CHAT_URL, check_local_url, compare_with_ollama, judge_with_ollama, ollama_status
-from minigpt.loading import load_model
+from minigpt.loading import model_from_checkpoint
 from minigpt.model import GPTConfig, GPTModel
 from minigpt.tasks import BUNDLED, load_task, task_names
 from minigpt.tokenizer import gpt2_tiktoken_encoding
@@ -122,11 +122,22 @@ def shown(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
+def earlier_run(path: Path, key: str, value: int, device) -> GPTModel | None:
+    """The model a previous run of this script saved at `path`, if its extra[key] is `value`; else None."""
+    if not path.is_file():
+        return None
+    stored = load_checkpoint(path)
+    if (stored.get("extra") or {}).get(key) != value:
+        return None
+    return model_from_checkpoint(stored, device, path)[0]
+
+
 def short_pretrained_model(args, tokenizer) -> tuple[GPTModel, str]:
     """What chapter 6's default run trains (its tiny preset on the bundled stories), without its evaluations."""
     path = args.out / "pretrained" / "ckpt.pt"
-    if path.is_file() and (load_checkpoint(path).get("extra") or {}).get("steps") == args.pretrain_steps:
-        return load_model(path, args.device)[0], f"trained by an earlier run ({path})"
+    earlier = earlier_run(path, "steps", args.pretrain_steps, args.device)
+    if earlier is not None:
+        return earlier, f"trained by an earlier run ({path})"
     print(f"No {shown(CHAPTER6_CHECKPOINT)}: pretraining chapter 6's tiny GPT on the bundled stories first "
           f"({args.pretrain_steps} steps of its default run).")
     preset = PRESETS["tiny"]
@@ -145,8 +156,9 @@ def short_pretrained_model(args, tokenizer) -> tuple[GPTModel, str]:
 def short_instruction_model(args, base: GPTModel, tokenizer) -> tuple[GPTModel, str]:
     """Chapter 9's finetuning of the pretrained model on the bundled instructions, shortened."""
     path = args.out / "instruction" / "ckpt.pt"
-    if path.is_file() and (load_checkpoint(path).get("extra") or {}).get("sft_steps") == args.sft_steps:
-        return load_model(path, args.device)[0], f"finetuned by an earlier run ({path})"
+    earlier = earlier_run(path, "sft_steps", args.sft_steps, args.device)
+    if earlier is not None:
+        return earlier, f"finetuned by an earlier run ({path})"
     print(f"No {shown(CHAPTER9_CHECKPOINT)}: finetuning it on the bundled instructions "
           f"({args.sft_steps} steps of chapter 9's finetuning).")
     model = copy.deepcopy(base).train()
@@ -161,11 +173,12 @@ def short_instruction_model(args, base: GPTModel, tokenizer) -> tuple[GPTModel, 
 
 
 def checkpoint_model(path: str, device) -> dict:
-    model, tokenizer = load_model(path, device)
+    stored = load_checkpoint(path)
+    model, tokenizer = model_from_checkpoint(stored, device, path)
     if not isinstance(model, GPTModel):
         raise InputError(f"{path} holds a {type(model).__name__}, not a language model: chapter 12 scores the "
                          f"probabilities a GPT gives to text")
-    style = (load_checkpoint(path).get("extra") or {}).get("style")
+    style = (stored.get("extra") or {}).get("style")
     return dict(name=Path(path).parent.name or path, model=model, tokenizer=tokenizer, style=style,
                 source=f"the checkpoint {path}")
 

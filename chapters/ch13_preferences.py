@@ -35,7 +35,7 @@ from minigpt.dpo import AnswerLoss, frozen_reference, pair_logprobs, train_dpo
 from minigpt.files import InputError, write_text_atomic
 from minigpt.instruct import (STYLES, InstructionDataset, finetune, generate_responses, load_splits,
                               response_perplexity)
-from minigpt.loading import load_base_model, load_model
+from minigpt.loading import load_base_model, model_from_checkpoint
 from minigpt.metrics import bootstrap_interval
 from minigpt.lora import ALL_LINEAR, apply_lora, count_trainable, lora_settings
 from minigpt.model import GPTConfig, GPTModel
@@ -117,18 +117,20 @@ def starting_model(args, tokenizer) -> tuple[GPTModel, str, str]:
     checkpoint = args.checkpoint or (CHAPTER9_CHECKPOINT if CHAPTER9_CHECKPOINT.is_file() and not args.weights
                                      else None)
     if checkpoint:
-        model, _ = load_model(checkpoint, args.device)
+        stored = load_checkpoint(checkpoint)
+        model, _ = model_from_checkpoint(stored, args.device, checkpoint)
         if not isinstance(model, GPTModel):
             raise InputError(f"{checkpoint} holds a {type(model).__name__}, not a language model")
-        style = args.style or (load_checkpoint(checkpoint).get("extra") or {}).get("style") or "alpaca"
+        style = args.style or (stored.get("extra") or {}).get("style") or "alpaca"
         return model.train(), style, f"the checkpoint {checkpoint}"
     style = args.style or "alpaca"
     earlier = args.out / "sft" / "ckpt.pt"   # this script's own instruction model, from an earlier run
     settings = {"steps": args.sft_steps, "learning_rate": SFT_LR, "loss": "answer tokens", "seed": args.seed}
     if not args.weights and earlier.is_file():
-        extra = load_checkpoint(earlier).get("extra") or {}
+        stored = load_checkpoint(earlier)
+        extra = stored.get("extra") or {}
         if extra.get("sft") == settings and extra.get("style") == style:
-            model, _ = load_model(earlier, args.device)
+            model, _ = model_from_checkpoint(stored, args.device, earlier)
             return model.train(), style, f"the instruction model an earlier run trained ({earlier})"
     if args.weights:
         model = load_base_model(weights=args.weights, device=args.device)

@@ -36,7 +36,13 @@ def checkpoint_kind(checkpoint: dict) -> str:
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, object]:
     """(model in eval mode on `device`, the tokenizer that decodes it) from any checkpoint minigpt writes."""
-    checkpoint = load_checkpoint(path)
+    return model_from_checkpoint(load_checkpoint(path), device, path)
+
+
+def model_from_checkpoint(checkpoint: dict, device: str | torch.device = "cpu",
+                          path: str | os.PathLike = "the checkpoint") -> tuple[nn.Module, object]:
+    """load_model for a checkpoint already read with load_checkpoint (a script that also reads its "extra" entries
+    opens the file once); `path` names it in errors."""
     kind = checkpoint_kind(checkpoint)
     tokenizer = tokenizer_from_record(checkpoint.get("tokenizer"))
     if kind == "classifier":
