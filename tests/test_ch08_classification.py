@@ -6,7 +6,6 @@ the classifier does not care how large the GPT under it is.
 import json
 import random
 import re
-import runpy
 import warnings
 import zipfile
 from pathlib import Path
@@ -19,7 +18,7 @@ from hypothesis import given, settings, strategies as st
 from minigpt import speed
 from minigpt.model import GPTConfig, GPTModel
 from tests._impl import load_impl
-from tests._scripts import stopped_with_one_line
+from tests._scripts import load_script, stopped_with_one_line
 
 clf = load_impl("minigpt.classify")
 lora = load_impl("minigpt.lora")
@@ -552,7 +551,7 @@ CHAPTER = Path(__file__).resolve().parent.parent / "chapters" / "ch08_classifica
 @pytest.fixture(scope="module")
 def chapter():
     """The chapter script's globals (main() and what it reads), loaded without running it."""
-    return runpy.run_path(str(CHAPTER), run_name="ch08_under_test")
+    return vars(load_script(CHAPTER, "ch08_under_test"))
 
 
 @pytest.mark.parametrize("argv, names", [

@@ -11,7 +11,6 @@ import json
 import math
 import random
 import re
-import runpy
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -24,7 +23,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from minigpt.model import GPTConfig, GPTModel
 from minigpt.tokenizer import gpt2_tiktoken_encoding
 from tests._impl import load_impl
-from tests._scripts import stopped_with_one_line
+from tests._scripts import load_script, stopped_with_one_line
 
 ins = load_impl("minigpt.instruct")
 judge = load_impl("minigpt.judge")
@@ -706,7 +705,7 @@ CHAPTER = Path(__file__).resolve().parent.parent / "chapters" / "ch09_instructio
 @pytest.fixture(scope="module")
 def chapter():
     """The chapter script's globals (main() and the constants it reads), loaded without running it."""
-    return runpy.run_path(str(CHAPTER), run_name="ch09_under_test")
+    return vars(load_script(CHAPTER, "ch09_under_test"))
 
 
 @pytest.mark.parametrize("argv, names", [

@@ -953,13 +953,12 @@ CHAPTER = Path(__file__).resolve().parent.parent / "chapters" / "ch12_evaluation
 def chapter(monkeypatch, tmp_path):
     """The chapter script as a module, with chapters 6 and 9's checkpoints looked for where there are none, so that
     it trains its own short models whatever a learner has run in this clone."""
-    import runpy
+    from tests._scripts import load_script
 
-    script = runpy.run_path(str(CHAPTER), run_name="ch12_under_test")
-    main = script["main"]
-    monkeypatch.setitem(main.__globals__, "CHAPTER6_CHECKPOINT", tmp_path / "no-ch06" / "ckpt.pt")
-    monkeypatch.setitem(main.__globals__, "CHAPTER9_CHECKPOINT", tmp_path / "no-ch09" / "ckpt.pt")
-    return main
+    script = load_script(CHAPTER, "ch12_under_test")
+    monkeypatch.setattr(script, "CHAPTER6_CHECKPOINT", tmp_path / "no-ch06" / "ckpt.pt")
+    monkeypatch.setattr(script, "CHAPTER9_CHECKPOINT", tmp_path / "no-ch09" / "ckpt.pt")
+    return script.main
 
 
 @pytest.mark.slow

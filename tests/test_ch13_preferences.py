@@ -6,7 +6,6 @@ References are independent: the DPO loss and its gradient written out in float64
 log-probabilities of an answer summed token by token from one unpadded forward pass per token, the Bradley–Terry
 loss from hand-picked scores, pairs listed by hand, and the normal approximation of a binomial interval.
 """
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -19,6 +18,7 @@ from minigpt.model import GPTConfig, GPTModel
 from minigpt.tokenizer import gpt2_tiktoken_encoding
 from minigpt.train import NextTokenLoss
 from tests._impl import load_impl
+from tests._scripts import load_script
 
 pref = load_impl("minigpt.preference")
 dpo = load_impl("minigpt.dpo")
@@ -415,14 +415,6 @@ def test_reward_reads_the_end_token_and_ignores_padding(encoding):
 
 
 # ----------------------------------------------------------------------------------------- data and script
-
-def load_script(path: Path):
-    """A script file as a module (chapters/ and data/ are folders of scripts, not packages)."""
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_bundled_preferences_are_reproduced_by_their_script(capsys):
     generator = load_script(REPO / "data" / "preferences" / "make_preferences.py")

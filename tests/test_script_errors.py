@@ -9,7 +9,6 @@ is read, before any model is built, trained or downloaded. Every input is tiny a
 """
 import functools
 import importlib
-import importlib.util
 import json
 import struct
 from pathlib import Path
@@ -21,6 +20,7 @@ from minigpt.backends import triton_available
 from minigpt.prepare import prepare_shards
 from minigpt.safetensors_io import save_safetensors
 from minigpt.tokenizer import gpt2_tiktoken_encoding
+from tests._scripts import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = {"ch01": "chapters/ch01_tokenizer.py", "ch02": "chapters/ch02_data.py", "ch03": "chapters/ch03_attention.py",
@@ -40,11 +40,7 @@ def script(name: str):
     where = SCRIPTS[name]
     if not where.endswith(".py"):
         return importlib.import_module(where)
-    path = ROOT / where
-    spec = importlib.util.spec_from_file_location(f"script_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / where, f"script_{Path(where).stem}")
 
 
 def fails_in_one_line(capsys, name: str, argv: list[str]) -> tuple[str, str]:
