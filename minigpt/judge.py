@@ -66,6 +66,14 @@ def ollama_status(url: str = OLLAMA_CHAT_URL, model: str | None = None, timeout:
     return None
 
 
+def _require_server(url: str, model: str) -> None:
+    """ValueError for a URL off this machine; RuntimeError with ollama_status's sentence when no server or model."""
+    check_local_url(url)
+    problem = ollama_status(url, model)
+    if problem:
+        raise RuntimeError(problem)
+
+
 def parse_judge_score(reply: str) -> int | None:
     """The first whole number from 0 to 100 in the judge's reply, or None if there is none."""
     for number in re.findall(r"\d+", reply):
@@ -84,10 +92,7 @@ def judge_with_ollama(records: Sequence[dict], responses: Sequence[str], model: 
     """
     from tqdm import tqdm
 
-    check_local_url(url)
-    problem = ollama_status(url, model)
-    if problem:
-        raise RuntimeError(problem)
+    _require_server(url, model)
     scores = []
     pairs = list(zip(records, responses))
     for record, response in tqdm(pairs, desc=f"judging with {model}", unit="answer", disable=not progress):
@@ -127,10 +132,7 @@ def compare_with_ollama(records: Sequence[dict], answers_a: Sequence[str], answe
     if not len(records) == len(answers_a) == len(answers_b):
         raise ValueError(f"need one answer from each model per record, got {len(records)} records, "
                          f"{len(answers_a)} and {len(answers_b)} answers")
-    check_local_url(url)
-    problem = ollama_status(url, model)
-    if problem:
-        raise RuntimeError(problem)
+    _require_server(url, model)
     # A verdict on (first, second) as A's share: 1 -> the first won, 2 -> the second, 0 -> a tie.
     share_of_first = {1: 1.0, 2: 0.0, 0: 0.5}
     results: list[float | None] = []
